@@ -1,0 +1,39 @@
+"""tars_mqtt: the one MQTT client of the TARS robot's services.
+
+A paho network thread feeds a bounded queue that a worker pool drains into handlers;
+JSON envelopes, QoS 0/1/2, reconnect with backoff and resubscribe, last will, retained
+health, heartbeats, deduplication, request/reply and clean shutdown. See CONTRACT.md.
+"""
+
+from .client import MQTTClient
+from .config import MQTTConfig
+from .dispatch import Subscription
+from .envelope import Envelope, Message
+from .errors import (
+    ConfigError,
+    ConnectError,
+    MQTTError,
+    PublishError,
+    RequestTimeout,
+    SubscribeError,
+)
+from .publishing import PublishHandle
+from .stats import ClientStats
+
+__all__ = [
+    "ClientStats",
+    "ConfigError",
+    "ConnectError",
+    "Envelope",
+    "MQTTClient",
+    "MQTTConfig",
+    "MQTTError",
+    "Message",
+    "PublishError",
+    "PublishHandle",
+    "RequestTimeout",
+    "SubscribeError",
+    "Subscription",
+]
+
+__version__ = "0.1.0"

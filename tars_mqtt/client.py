@@ -1,0 +1,481 @@
+"""``MQTTClient``: the threaded client every TARS service uses.
+
+paho's network thread only routes and enqueues; the worker pool runs handlers; the
+ticker thread publishes health and heartbeats, flushes the offline queue and watches
+for a half-open link. The client owns session state: it replays every subscription and
+republishes health on each connect.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType, TracebackType
+from typing import Any, overload
+
+from .config import MQTTConfig
+from .dedupe import Deduplicator
+from .dispatch import Dispatcher, Handler, Inbound, Subscription
+from .envelope import Envelope, Message, encode_payload, to_data
+from .errors import ConnectError, MQTTError, PublishError, SubscribeError
+from .health import HEALTH_TYPE, HEARTBEAT_TYPE, health_data, heartbeat_data
+from .publishing import AckBook, OfflineQueue, Outgoing, PublishHandle
+from .requests import PendingRequests
+from .stats import ClientStats, Counters
+from .ticker import Ticker
+from .timing import Backoff
+from .topics import (
+    health_topic,
+    keepalive_topic,
+    matches,
+    reply_topic,
+    validate_filter,
+    validate_topic,
+)
+from .transport import Transport
+
+__all__ = ["MQTTClient"]
+
+log = logging.getLogger("tars_mqtt")
+_SUBACK_TIMEOUT = 10.0
+
+
+@dataclass(eq=False)
+class _Filter:
+    """One broker subscription (one filter, one v5 subscription id) and its handlers."""
+
+    filter: str
+    sub_id: int
+    qos: int = 0
+    subs: tuple[Subscription, ...] = ()
+    internal: Callable[[Inbound], None] | None = None
+    acked: threading.Event = field(default_factory=threading.Event)
+    refused: int | None = None
+
+    def settle(self, result: Any) -> None:  # SUBACK codes, via AckBook
+        codes = result if isinstance(result, list) else []
+        bad = [c for c in codes if c >= 0x80]
+        self.refused = bad[0] if bad else None
+        if bad:
+            log.error("broker refused subscription %r (reason 0x%02x)", self.filter, bad[0])
+        self.acked.set()
+
+
+class MQTTClient:
+    """Connect, subscribe with handlers, publish; see the contract, §3."""
+
+    def __init__(self, config: MQTTConfig, *, backoff: Backoff | None = None) -> None:
+        self.config = config
+        cid = config.client_id
+        self._counters = Counters()
+        self._dispatcher = Dispatcher(
+            workers=config.workers, queue_size=config.queue_size, policy=config.queue_policy,
+            counters=self._counters,
+            dedupe=Deduplicator(config.dedupe_ttl, config.dedupe_max_entries),
+        )
+        self._acks = AckBook()
+        self._offline = OfflineQueue(config.offline_queue)
+        self._requests = PendingRequests()
+        self._lock = threading.RLock()  # filters, state, and the order of publishes
+        self._filters: dict[str, _Filter] = {}
+        self._routes: tuple[_Filter, ...] = ()  # copy-on-write view for the network thread
+        self._by_id: dict[int, _Filter] = {}
+        self._sub_ids = itertools.count(1)
+        self._seq = itertools.count(1)
+        self._state = "new"
+        self._connects = 0
+        self._started_at = time.monotonic()
+        self._last_inbound = time.monotonic()
+        self._disconnected_at = time.monotonic()
+        self._stopped = threading.Event()
+        self._health_topic = health_topic(cid)
+        self._reply_topic = reply_topic(cid)
+        will = None
+        if config.enable_health:
+            will = (self._health_topic, self._envelope(HEALTH_TYPE, health_data(False, "offline"),
+                                                       sequenced=False).encode())
+        self._transport = Transport(
+            config, will=will, backoff=backoff, on_connected=self._on_connected,
+            on_disconnected=self._on_disconnected, on_message=self._on_message,
+            on_ack=self._on_ack, on_suback=self._on_ack,
+        )
+        self._ticker = Ticker(f"tars-mqtt-timer-{cid}", config.heartbeat_interval,
+                              tick=self._tick, on_poke=self._after_connect)
+        if config.enable_heartbeat:
+            self._add_internal(keepalive_topic(cid), lambda inbound: None)
+
+    @classmethod
+    def from_env(cls, prefix: str = "MQTT_", *, client_id: str | None = None) -> MQTTClient:
+        return cls(MQTTConfig.from_env(prefix, client_id=client_id))
+
+    # Lifecycle -----------------------------------------------------------------------
+    def start(self, timeout: float = 10.0) -> MQTTClient:
+        """Connect, wait for CONNACK and the first SUBACKs, then start workers and timers.
+
+        Raises:
+            ConnectError: refused, bad credentials, unreachable, or no answer in ``timeout``.
+            SubscribeError: the broker refused one of the subscriptions made before start.
+        """
+        with self._lock:
+            if self._state != "new":
+                raise MQTTError(f"client {self.config.client_id!r} is already {self._state}")
+            self._state = "starting"
+        deadline = time.monotonic() + timeout
+        cfg = self.config
+        try:
+            self._transport.start()
+            if not self._transport.first_result.wait(timeout):
+                raise ConnectError(f"no answer from broker {cfg.host}:{cfg.port} within"
+                                   f" {timeout} s", reason="timeout")
+            if self._transport.first_error is not None:
+                raise self._transport.first_error
+            for entry in self._routes:
+                entry.acked.wait(max(0.0, deadline - time.monotonic()))
+                if entry.refused is not None:
+                    raise SubscribeError(f"broker refused subscription {entry.filter!r}"
+                                         f" (reason 0x{entry.refused:02x})")
+        except BaseException:
+            self._transport.stop()
+            with self._lock:
+                self._state = "new"
+            raise
+        self._dispatcher.start()
+        self._ticker.start()
+        with self._lock:
+            self._state = "running"
+        log.info("client %s connected to %s:%s", cfg.client_id, cfg.host, cfg.port)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Drain handlers, publish ``shutdown`` health, disconnect, join threads. Idempotent."""
+        with self._lock:
+            previous, self._state = self._state, "stopped"
+        if previous in ("stopped", "new"):
+            self._stopped.set()
+            return
+        deadline = time.monotonic() + timeout
+        self._ticker.stop(timeout)
+        if not self._dispatcher.close(max(0.0, deadline - time.monotonic())):
+            log.warning("stop: handlers did not finish within %s s", timeout)
+        if self.config.enable_health and self._transport.connected:
+            handle = self._send(Outgoing(self._health_topic, self._envelope(
+                HEALTH_TYPE, health_data(False, "shutdown"), sequenced=False).encode(),
+                1, True, PublishHandle(self._health_topic, 1)), allow_stopped=True)
+            try:
+                handle.wait(min(2.0, max(0.1, deadline - time.monotonic())))
+            except PublishError as exc:
+                log.warning("stop: shutdown health not acknowledged: %s", exc)
+        self._transport.stop()
+        self._acks.fail_all("client stopped")
+        for item in self._offline.take_all():
+            item.handle.settle("client stopped before the message could be sent")
+        self._stopped.set()
+        log.info("client %s stopped", self.config.client_id)
+
+    def run_forever(self) -> None:
+        """Start if needed, block until SIGINT/SIGTERM or ``stop()``, then stop cleanly."""
+        if self._state == "new":
+            self.start()
+        previous: dict[signal.Signals, Any] = {}
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            log.info("signal %s: stopping", signal.Signals(signum).name)
+            self._stopped.set()
+
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous[signum] = signal.signal(signum, on_signal)
+        try:
+            while not self._stopped.wait(1.0):
+                if self._transport.fatal_error is not None:
+                    raise self._transport.fatal_error
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            self.stop()
+
+    def __enter__(self) -> MQTTClient:
+        return self.start() if self._state == "new" else self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # Subscriptions -------------------------------------------------------------------
+    @overload
+    def subscribe(self, topic_filter: str, handler: None = None, qos: int = 0, *,
+                  raw: bool = False) -> Callable[[Handler], Handler]: ...
+    @overload
+    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 0, *,
+                  raw: bool = False) -> Subscription: ...
+
+    def subscribe(self, topic_filter: str, handler: Handler | None = None, qos: int = 0, *,
+                  raw: bool = False) -> Subscription | Callable[[Handler], Handler]:
+        """Call ``handler(message)`` on a worker for every message matching ``topic_filter``.
+
+        Without ``handler`` it is a decorator. ``raw=True`` marks a subscription to
+        non-envelope payloads, so they are not counted as decode errors.
+
+        Raises:
+            ValueError: a malformed filter or QoS.
+            SubscribeError: the broker refused the subscription.
+        """
+        validate_filter(topic_filter)
+        _check_qos(qos)
+        if handler is None:
+            def decorate(func: Handler) -> Handler:
+                self.subscribe(topic_filter, func, qos, raw=raw)
+                return func
+            return decorate
+        sub = Subscription(topic_filter, handler, qos, raw)
+        with self._lock:
+            entry = self._filters.get(topic_filter)
+            send = entry is None or qos > entry.qos
+            if entry is None:
+                entry = self._new_filter(topic_filter)
+            entry.qos = max(entry.qos, qos)
+            entry.subs = (*entry.subs, sub)
+        if send:
+            self._send_subscribe(entry)
+        return sub
+
+    def unsubscribe(self, target: Subscription | str) -> None:
+        """Remove one subscription, or every handler on a filter."""
+        topic_filter = target if isinstance(target, str) else target.filter
+        with self._lock:
+            entry = self._filters.get(topic_filter)
+            if entry is None:
+                return
+            gone = entry.subs if isinstance(target, str) else (target,)
+            for sub in gone:
+                sub.active = False
+            entry.subs = tuple(s for s in entry.subs if s.active)
+            if entry.subs:
+                return
+            del self._filters[topic_filter]
+            del self._by_id[entry.sub_id]
+            self._routes = tuple(self._filters.values())
+        if self._transport.connected:
+            self._transport.unsubscribe(topic_filter)
+
+    def _new_filter(self, topic_filter: str) -> _Filter:
+        entry = _Filter(topic_filter, next(self._sub_ids))
+        self._filters[topic_filter] = entry
+        self._by_id[entry.sub_id] = entry
+        self._routes = tuple(self._filters.values())
+        return entry
+
+    def _add_internal(self, topic: str, handler: Callable[[Inbound], None]) -> _Filter:
+        with self._lock:
+            entry = self._filters.get(topic) or self._new_filter(topic)
+            entry.internal, entry.qos = handler, 1
+        return entry
+
+    def _send_subscribe(self, entry: _Filter) -> None:
+        if not self._transport.connected:
+            return  # replayed by _on_connected
+        entry.acked.clear()
+        self._acks.bind(self._transport.subscribe(entry.filter, entry.qos, entry.sub_id), entry)
+        if self._transport.on_network_thread():
+            return
+        entry.acked.wait(_SUBACK_TIMEOUT)
+        if entry.refused is not None:
+            raise SubscribeError(f"broker refused subscription {entry.filter!r}"
+                                 f" (reason 0x{entry.refused:02x})")
+
+    # Publishing ----------------------------------------------------------------------
+    def publish(self, topic: str, payload: bytes | str | dict[str, Any] | list[Any] | None,
+                qos: int = 0, retain: bool = False) -> PublishHandle:
+        """Send a raw payload (bytes as given, str as UTF-8, dict/list as JSON).
+
+        Raises:
+            ValueError: a malformed topic or QoS.
+            PublishError: offline and the offline queue is full, or the client is stopped.
+        """
+        validate_topic(topic)
+        _check_qos(qos)
+        return self._send(Outgoing(topic, encode_payload(payload), qos, retain,
+                                   PublishHandle(topic, qos)))
+
+    def publish_event(self, topic: str, event_type: str, data: Any = None, qos: int = 1,
+                      retain: bool = False, correlate: str | None = None, *,
+                      reply_to: str | None = None) -> PublishHandle:
+        """Send ``data`` (dict or dataclass) in an envelope of type ``event_type``."""
+        validate_topic(topic)
+        _check_qos(qos)
+        envelope = self._envelope(event_type, data, correlate=correlate, reply_to=reply_to)
+        return self._send(Outgoing(topic, envelope.encode(), qos, retain,
+                                   PublishHandle(topic, qos), correlation=correlate,
+                                   response_topic=reply_to))
+
+    def publish_health(self, ok: bool, event: str, error: str | None = None) -> PublishHandle:
+        """Publish retained health: ``ready``, ``reconnected``, ``shutdown``, ``error``..."""
+        return self.publish_event(self._health_topic, HEALTH_TYPE, health_data(ok, event, error),
+                                  qos=1, retain=True)
+
+    def _envelope(self, event_type: str, data: Any, *, correlate: str | None = None,
+                  reply_to: str | None = None, sequenced: bool = True,
+                  envelope_id: str | None = None) -> Envelope:
+        if not event_type:
+            raise ValueError("event_type must not be empty")
+        return Envelope(type=event_type, source=self.config.source, data=to_data(data),
+                        id=envelope_id or uuid.uuid4().hex, correlate=correlate,
+                        reply_to=reply_to, seq=next(self._seq) if sequenced else None)
+
+    def _send(self, item: Outgoing, *, allow_stopped: bool = False) -> PublishHandle:
+        with self._lock:
+            if self._state == "stopped" and not allow_stopped:
+                raise PublishError(f"client {self.config.client_id!r} is stopped:"
+                                   f" cannot publish to {item.topic!r}")
+            if not (self._transport.connected and not self._offline and self._hand_over(item)):
+                self._offline.push(item)
+        return item.handle
+
+    def _hand_over(self, item: Outgoing) -> bool:
+        mid, accepted = self._transport.publish(item.topic, item.payload, item.qos, item.retain,
+                                                item.correlation, item.response_topic)
+        if accepted:
+            item.handle.mid = mid
+            self._acks.bind(mid, item.handle)
+            self._counters.add("published")
+        return accepted
+
+    # Request / reply -------------------------------------------------------------------
+    def request(self, topic: str, event_type: str, data: Any = None,
+                timeout: float = 5.0, qos: int = 1) -> Message:
+        """Publish a request and block for the reply whose ``correlate`` matches.
+
+        Raises:
+            RequestTimeout: no reply within ``timeout``.
+        """
+        entry = self._filters.get(self._reply_topic)
+        if entry is None:
+            entry = self._add_internal(self._reply_topic, self._on_reply)
+            self._send_subscribe(entry)
+        request_id = uuid.uuid4().hex
+        slot = self._requests.open(request_id)
+        try:
+            envelope = self._envelope(event_type, data, reply_to=self._reply_topic,
+                                      envelope_id=request_id)
+            self._send(Outgoing(topic, envelope.encode(), qos, False, PublishHandle(topic, qos),
+                                correlation=request_id, response_topic=self._reply_topic))
+            return self._requests.wait(slot, request_id, timeout, topic)
+        finally:
+            self._requests.cancel(request_id)
+
+    def reply(self, request: Message, event_type: str, data: Any = None,
+              qos: int = 1) -> PublishHandle:
+        """Answer ``request`` on its ``reply_to`` topic, correlated to it."""
+        if not request.reply_to:
+            raise ValueError(f"message on {request.topic!r} has no reply_to: it is no request")
+        correlate = request.envelope.id if request.envelope else request.correlate
+        return self.publish_event(request.reply_to, event_type, data, qos=qos,
+                                  correlate=correlate)
+
+    def _on_reply(self, inbound: Inbound) -> None:
+        if not self._requests.resolve(inbound.message(self._counters)):
+            self._counters.add("late_replies")
+            log.debug("reply on %s matches no request in flight; dropped", inbound.topic)
+
+    # paho callbacks (network thread): record and hand on, never block --------------
+    def _on_connected(self, session_present: bool) -> None:
+        self._connects += 1
+        self._last_inbound = time.monotonic()
+        if self._connects > 1:
+            self._counters.add("reconnects")
+        for entry in self._routes:
+            entry.acked.clear()
+            self._acks.bind(self._transport.subscribe(entry.filter, entry.qos, entry.sub_id),
+                            entry)
+        self._ticker.poke()
+
+    def _on_disconnected(self, reason: str) -> None:
+        self._disconnected_at = time.monotonic()
+        log.warning("client %s lost the broker: %s", self.config.client_id, reason)
+
+    def _on_message(self, inbound: Inbound, sub_ids: list[int] | None) -> None:
+        self._last_inbound = time.monotonic()
+        if sub_ids:
+            entries = [self._by_id[i] for i in sub_ids if i in self._by_id]
+        else:
+            entries = [e for e in self._routes if matches(e.filter, inbound.topic)]
+        subs: list[Subscription] = []
+        for entry in entries:
+            if entry.internal is not None:
+                entry.internal(inbound)
+            else:
+                subs.extend(entry.subs)
+        self._dispatcher.submit(inbound, subs)
+
+    def _on_ack(self, mid: int, result: Any) -> None:
+        self._last_inbound = time.monotonic()
+        self._acks.settle(mid, result)
+
+    # Ticker thread -------------------------------------------------------------------
+    def _after_connect(self) -> None:
+        if self.config.enable_health and self._state != "stopped":
+            self.publish_health(True, "ready" if self._connects <= 1 else "reconnected")
+        with self._lock:
+            items = self._offline.take_all()
+            for i, item in enumerate(items):
+                if not (self._transport.connected and self._hand_over(item)):
+                    self._offline.put_back(items[i:])
+                    break
+
+    def _tick(self) -> None:
+        if not self.config.enable_heartbeat:
+            return
+        now = time.monotonic()
+        if self._transport.connected:
+            self.publish_event(keepalive_topic(self.config.client_id), HEARTBEAT_TYPE,
+                               heartbeat_data(now - self._started_at, self.stats()), qos=0)
+        silent = now - max(self._last_inbound, self._disconnected_at)
+        if silent > 3 * self.config.heartbeat_interval + 0.5:
+            log.warning("no traffic from the broker for %.1f s: dropping the link", silent)
+            self._last_inbound = now
+            self._transport.kick()
+
+    # Introspection -------------------------------------------------------------------
+    @property
+    def is_connected(self) -> bool:
+        return self._transport.connected
+
+    @property
+    def paho(self) -> Any:
+        """The underlying ``paho.mqtt.client.Client``, for what tars_mqtt does not wrap."""
+        return self._transport.client
+
+    def stats(self) -> ClientStats:
+        return self._counters.snapshot(queue_depth=self._dispatcher.depth,
+                                       offline_queued=len(self._offline))
+
+    def liveness_problem(self, handler_limit: float = 30.0) -> str | None:
+        """Why this client is wedged, or None; for service watchdogs.
+
+        A broker that is merely down is not a problem (the client reconnects by itself);
+        a dead thread, a refused login or a handler busy past ``handler_limit`` is.
+        """
+        if self._state != "running":
+            return f"client is {self._state}"
+        if self._transport.fatal_error is not None:
+            return str(self._transport.fatal_error)
+        if not self._transport.thread_alive() or not self._ticker.alive:
+            return "a client thread has died"
+        dead = self._dispatcher.dead_workers()
+        if dead:
+            return f"worker threads died: {', '.join(dead)}"
+        busy = self._dispatcher.longest_busy()
+        if busy is not None and busy[1] > handler_limit:
+            return f"{busy[0]} has been in one handler for {busy[1]:.1f} s"
+        return None
+
+
+def _check_qos(qos: int) -> None:
+    if qos not in (0, 1, 2):
+        raise ValueError(f"qos must be 0, 1 or 2, got {qos!r}")

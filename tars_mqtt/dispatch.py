@@ -1,0 +1,253 @@
+"""The bounded queue between paho's network thread and the worker pool.
+
+Each subscription has its own mailbox; a mailbox is owned by at most one worker at a
+time, so messages of one subscription are handled in arrival order while a slow
+handler holds only its own worker. ``queue_size`` bounds the deliveries waiting in all
+mailboxes together; what happens when it is full is the explicit ``policy``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import QueuePolicy
+from .dedupe import Deduplicator
+from .envelope import Message, decode_envelope
+from .stats import Counters
+
+__all__ = ["Dispatcher", "Inbound", "Subscription"]
+
+log = logging.getLogger("tars_mqtt")
+
+Handler = Callable[[Message], Any]
+_BATCH = 32  # deliveries one worker takes from a mailbox before letting others have a turn
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One handler on one filter; returned by ``subscribe`` and accepted by ``unsubscribe``."""
+
+    filter: str
+    handler: Handler
+    qos: int = 0
+    raw: bool = False
+    active: bool = True
+    _mailbox: deque[Delivery] = field(default_factory=deque, repr=False)
+    _scheduled: bool = field(default=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return getattr(self.handler, "__qualname__", repr(self.handler))
+
+
+class Inbound:
+    """One message as paho gave it; decoded once, lazily, on a worker."""
+
+    __slots__ = ("topic", "payload", "qos", "retain", "correlation", "response_topic",
+                 "received_at", "_message", "_lock")
+
+    def __init__(self, topic: str, payload: bytes, qos: int, retain: bool,
+                 correlation: str | None = None, response_topic: str | None = None) -> None:
+        self.topic = topic
+        self.payload = payload
+        self.qos = qos
+        self.retain = retain
+        self.correlation = correlation
+        self.response_topic = response_topic
+        self.received_at = time.monotonic()
+        self._message: Message | None = None
+        self._lock = threading.Lock()
+
+    def message(self, counters: Counters) -> Message:
+        with self._lock:
+            if self._message is None:
+                envelope, value, error = decode_envelope(self.payload)
+                if error is not None:
+                    counters.add("decode_errors")
+                    log.warning("message on %s is not an envelope (%s); handlers get it raw",
+                                self.topic, error)
+                self._message = Message(
+                    topic=self.topic, payload=self.payload, qos=self.qos, retain=self.retain,
+                    envelope=envelope, data=envelope.data if envelope else value,
+                    correlate=(envelope.correlate if envelope else None) or self.correlation,
+                    reply_to=(envelope.reply_to if envelope else None) or self.response_topic,
+                    decode_error=error, received_at=time.time(),
+                )
+            return self._message
+
+
+@dataclass(eq=False)
+class Delivery:
+    sub: Subscription
+    inbound: Inbound
+    taken: bool = False  # a worker has it, or drop_oldest dropped it
+
+
+class Dispatcher:
+    """Worker pool with per-subscription ordering and a bounded, policy-driven intake."""
+
+    def __init__(self, *, workers: int, queue_size: int, policy: QueuePolicy,
+                 counters: Counters, dedupe: Deduplicator, name: str = "tars-mqtt") -> None:
+        self._size = queue_size
+        self._policy = policy
+        self._counters = counters
+        self._dedupe = dedupe
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)  # workers wait here for work
+        self._space = threading.Condition(lock)  # intake (block policy) and close() wait here
+        self._ready: deque[Subscription] = deque()
+        self._order: deque[Delivery] = deque()  # arrival order, for drop_oldest
+        self._pending = 0
+        self._closed = False
+        self._stopping = False
+        self._busy_since: dict[str, float] = {}
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}-worker-{i}", daemon=True)
+            for i in range(workers)
+        ]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def depth(self) -> int:
+        return self._pending
+
+    def submit(self, inbound: Inbound, subs: list[Subscription]) -> None:
+        """Called on the network thread: queue one message for each matching subscription."""
+        if not subs:
+            return
+        self._counters.add("received")
+        with self._cond:
+            if self._closed:
+                self._counters.add("dropped", len(subs))
+                return
+            if not self._make_room(len(subs)):
+                self._counters.add("dropped", len(subs))
+                return
+            for sub in subs:
+                delivery = Delivery(sub, inbound)
+                sub._mailbox.append(delivery)
+                if self._policy == "drop_oldest":
+                    self._remember_order(delivery)
+                self._pending += 1
+                if not sub._scheduled:
+                    sub._scheduled = True
+                    self._ready.append(sub)
+                    self._cond.notify()
+
+    def _make_room(self, needed: int) -> bool:
+        """With the lock held: True once ``needed`` deliveries fit, per the policy."""
+        needed = min(needed, self._size)
+        if self._pending + needed <= self._size:
+            return True
+        if self._policy == "drop_newest":
+            return False
+        if self._policy == "drop_oldest":
+            while self._pending + needed > self._size and self._order:
+                oldest = self._order.popleft()
+                if oldest.taken:
+                    continue
+                # The oldest waiting delivery overall is the head of its own mailbox.
+                oldest.sub._mailbox.popleft()
+                oldest.taken = True
+                self._pending -= 1
+                self._counters.add("dropped")
+            return True
+        # block: back-pressure; paho stops reading the socket until a worker frees room.
+        while self._pending + needed > self._size and not self._closed:
+            self._space.wait(0.5)
+        return not self._closed
+
+    def _remember_order(self, delivery: Delivery) -> None:
+        order = self._order
+        order.append(delivery)
+        while order and order[0].taken:
+            order.popleft()
+        if len(order) > 2 * self._size + 64:  # taken ones stuck behind a slow mailbox
+            self._order = deque(d for d in order if not d.taken)
+
+    def _work(self) -> None:
+        me = threading.current_thread().name
+        while True:
+            with self._cond:
+                while not self._ready and not self._stopping:
+                    self._cond.wait()
+                if not self._ready:
+                    return
+                sub = self._ready.popleft()
+                batch = [sub._mailbox.popleft() for _ in range(min(_BATCH, len(sub._mailbox)))]
+                for delivery in batch:
+                    delivery.taken = True
+            for delivery in batch:
+                self._busy_since[me] = time.monotonic()
+                self._deliver(delivery)
+                del self._busy_since[me]
+            with self._cond:
+                self._pending -= len(batch)
+                if sub._mailbox:
+                    self._ready.append(sub)
+                    self._cond.notify()
+                else:
+                    sub._scheduled = False
+                self._space.notify_all()
+
+    def _deliver(self, delivery: Delivery) -> None:
+        sub, inbound = delivery.sub, delivery.inbound
+        if not sub.active:
+            return
+        try:
+            message = inbound.message(self._counters)
+            if message.envelope and self._dedupe.enabled and self._dedupe.is_duplicate(
+                f"{id(sub)}:{message.envelope.id}"
+            ):
+                self._counters.add("duplicates")
+                return
+            sub.handler(message)
+            self._counters.add("dispatched")
+        except Exception:
+            self._counters.add("handler_errors")
+            log.exception("handler %s failed on a message from %s", sub.name, inbound.topic)
+        finally:
+            self._counters.record_latency(time.monotonic() - inbound.received_at)
+
+    def longest_busy(self) -> tuple[str, float] | None:
+        """The worker busiest on one handler call, and for how long; for watchdogs."""
+        now = time.monotonic()
+        busy = [(name, now - since) for name, since in list(self._busy_since.items())]
+        return max(busy, key=lambda item: item[1]) if busy else None
+
+    def dead_workers(self) -> list[str]:
+        return [t.name for t in self._threads if t.ident is not None and not t.is_alive()]
+
+    def close(self, timeout: float) -> bool:
+        """Refuse new messages, let the queued ones finish, then stop the workers.
+
+        Returns False when the queue did not drain within ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        current = threading.current_thread()
+        with self._cond:
+            self._closed = True
+            self._space.notify_all()
+            in_worker = current in self._threads
+            while (self._pending > (1 if in_worker else 0)) and time.monotonic() < deadline:
+                self._space.wait(min(0.1, max(0.0, deadline - time.monotonic())))
+            drained = self._pending <= (1 if in_worker else 0)
+            self._stopping = True
+            for sub in self._ready:
+                self._pending -= len(sub._mailbox)
+                sub._mailbox.clear()
+            self._ready.clear()
+            self._cond.notify_all()
+        for thread in self._threads:
+            if thread is not current and thread.ident is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
+        return drained

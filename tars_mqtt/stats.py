@@ -1,0 +1,76 @@
+"""Counters every part of the client bumps, and the frozen snapshot users read."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["ClientStats", "Counters"]
+
+
+@dataclass(frozen=True)
+class ClientStats:
+    """A snapshot; latencies are seconds from arrival at the client to handler return."""
+
+    published: int = 0
+    received: int = 0
+    dispatched: int = 0
+    dropped: int = 0
+    duplicates: int = 0
+    decode_errors: int = 0
+    handler_errors: int = 0
+    reconnects: int = 0
+    queue_depth: int = 0
+    offline_queued: int = 0
+    late_replies: int = 0
+    handler_latency_p50: float = 0.0
+    handler_latency_p99: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Counters:
+    """Thread-safe counters plus a ring of recent handler latencies for percentiles."""
+
+    _NAMES = (
+        "published", "received", "dispatched", "dropped", "duplicates",
+        "decode_errors", "handler_errors", "reconnects", "late_replies",
+    )
+
+    def __init__(self, latency_window: int = 2048) -> None:
+        self._lock = threading.Lock()
+        self._values = dict.fromkeys(self._NAMES, 0)
+        self._latencies: deque[float] = deque(maxlen=latency_window)
+
+    def add(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self._values[name] += amount
+
+    def get(self, name: str) -> int:
+        with self._lock:
+            return self._values[name]
+
+    def record_latency(self, seconds: float) -> None:
+        with self._lock:
+            self._latencies.append(seconds)
+
+    def snapshot(self, *, queue_depth: int, offline_queued: int) -> ClientStats:
+        with self._lock:
+            values = dict(self._values)
+            ordered = sorted(self._latencies)
+        return ClientStats(
+            **values,
+            queue_depth=queue_depth,
+            offline_queued=offline_queued,
+            handler_latency_p50=_percentile(ordered, 0.50),
+            handler_latency_p99=_percentile(ordered, 0.99),
+        )
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

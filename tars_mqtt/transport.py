@@ -1,0 +1,250 @@
+"""The only module that imports paho: connecting, the network thread, and paho's codes.
+
+paho calls back on its network thread; everything here only records facts and hands
+messages on (``on_message`` callbacks of the owner must not block or run user code).
+Reconnecting is paho's ``loop_forever`` loop, with each wait set from our jittered
+:class:`~tars_mqtt.timing.Backoff` just before paho takes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from .config import MQTTConfig
+from .dispatch import Inbound
+from .errors import ConnectError
+from .timing import Backoff
+
+__all__ = ["Transport", "connect_error", "describe_reason"]
+
+log = logging.getLogger("tars_mqtt")
+
+# Reason codes that mean "your configuration is wrong": retrying only hammers the broker.
+_FATAL = {0x84: "refused", 0x85: "refused", 0x86: "bad_credentials", 0x87: "not_authorized",
+          0x8A: "refused", 0x8C: "bad_credentials"}
+
+OnConnected = Callable[[bool], None]          # session_present
+OnDisconnected = Callable[[str], None]        # reason text
+OnMessage = Callable[[Inbound, list[int] | None], None]  # message, subscription ids (v5)
+OnAck = Callable[[int, str | None], None]     # mid, error
+OnSubAck = Callable[[int, list[int]], None]   # mid, reason codes
+
+
+def _properties(packet_type: int) -> Properties:
+    return Properties(packet_type)  # type: ignore[no-untyped-call]
+
+
+def describe_reason(code: Any) -> str:
+    name = code.getName() if hasattr(code, "getName") else str(code)
+    return f"{name} (0x{int(getattr(code, 'value', 0)):02x})"
+
+
+def connect_error(code: ReasonCode, host: str, port: int) -> ConnectError:
+    reason = _FATAL.get(code.value, "refused")
+    return ConnectError(
+        f"broker {host}:{port} refused the connection: {describe_reason(code)}",
+        reason=reason, reason_code=code.value,
+    )
+
+
+class Transport:
+    """One paho client: connect, keep connected, and translate paho's callbacks."""
+
+    def __init__(self, config: MQTTConfig, *, will: tuple[str, bytes] | None,
+                 on_connected: OnConnected, on_disconnected: OnDisconnected,
+                 on_message: OnMessage, on_ack: OnAck, on_suback: OnSubAck,
+                 backoff: Backoff | None = None, rng: random.Random | None = None) -> None:
+        self.config = config
+        self.v5 = config.protocol == "5"
+        self._backoff = backoff or Backoff(config.reconnect_min_delay, config.reconnect_max_delay)
+        self._rng = rng or random.Random()
+        self._attempt = 0
+        self._on_connected, self._on_disconnected = on_connected, on_disconnected
+        self._on_message, self._on_ack, self._on_suback = on_message, on_ack, on_suback
+        self.first_result = threading.Event()
+        self.first_error: ConnectError | None = None
+        self.fatal_error: ConnectError | None = None
+        self.connected = False
+        self._stopping = False
+        self.client = self._build(will)
+        self._set_next_delay()
+
+    def _build(self, will: tuple[str, bytes] | None) -> paho.Client:
+        cfg = self.config
+        client = paho.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=cfg.client_id,
+            protocol=paho.MQTTv5 if self.v5 else paho.MQTTv311,
+            transport=cfg.transport,
+            clean_session=None if self.v5 else cfg.clean_start,
+        )
+        if cfg.transport == "websockets":
+            client.ws_set_options(path=cfg.ws_path)
+        if cfg.tls:
+            client.tls_set(ca_certs=cfg.tls_ca, certfile=cfg.tls_cert, keyfile=cfg.tls_key)
+            client.tls_insecure_set(cfg.tls_insecure)
+        if cfg.username is not None:
+            client.username_pw_set(cfg.username, cfg.password)
+        if will is not None:
+            props = None
+            if self.v5:
+                props = _properties(PacketTypes.WILLMESSAGE)
+                props.WillDelayInterval = 0  # the broker's default was seen ~5 s late
+            client.will_set(will[0], will[1], qos=1, retain=True, properties=props)
+        client.on_connect = self._handle_connect
+        client.on_connect_fail = self._handle_connect_fail
+        client.on_disconnect = self._handle_disconnect
+        client.on_message = self._handle_message
+        client.on_publish = self._handle_publish
+        client.on_subscribe = self._handle_subscribe
+        client.max_inflight_messages_set(20)  # paces bursts such as the offline flush
+        return client
+
+    # Lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        cfg = self.config
+        self._stopping = False
+        self.first_result.clear()
+        self.first_error = None
+        props = None
+        if self.v5:
+            props = _properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = cfg.session_expiry
+        self.client.connect_async(
+            cfg.host, cfg.port, cfg.keepalive,
+            clean_start=cfg.clean_start if self.v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=props,
+        )
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        """Disconnect cleanly (no will) and join paho's network thread."""
+        self._stopping = True
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.connected = False
+
+    def thread_alive(self) -> bool:
+        """paho's network thread is running (it is reconnecting, when the broker is down)."""
+        thread = self.client._thread  # paho keeps no public handle on it
+        return thread is not None and thread.is_alive()
+
+    def on_network_thread(self) -> bool:
+        return threading.current_thread() is self.client._thread
+
+    def kick(self) -> None:
+        """Drop a link that looks alive but carries nothing; paho then reconnects."""
+        sock = self.client.socket()
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    # Traffic -------------------------------------------------------------------------
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool,
+                correlation: str | None = None, response_topic: str | None = None
+                ) -> tuple[int, bool]:
+        """Hand one message to paho; returns ``(mid, accepted)``.
+
+        ``accepted`` is False only when paho dropped it (QoS 0 while the link is down);
+        QoS 1/2 messages are kept by paho and re-sent after a reconnect.
+        """
+        props = None
+        if self.v5 and (correlation or response_topic):
+            props = _properties(PacketTypes.PUBLISH)
+            if correlation:
+                props.CorrelationData = correlation.encode("utf-8")
+            if response_topic:
+                props.ResponseTopic = response_topic
+        info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=props)
+        if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
+            return info.mid, False
+        return info.mid, not (info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and qos == 0)
+
+    def subscribe(self, topic_filter: str, qos: int, sub_id: int) -> int:
+        props = None
+        if self.v5:
+            props = _properties(PacketTypes.SUBSCRIBE)
+            props.SubscriptionIdentifier = sub_id
+        _, mid = self.client.subscribe(
+            topic_filter, options=SubscribeOptions(qos=qos), properties=props
+        )
+        return mid or 0
+
+    def unsubscribe(self, topic_filter: str) -> None:
+        self.client.unsubscribe(topic_filter)
+
+    # paho callbacks (network thread) -----------------------------------------------
+    def _set_next_delay(self) -> None:
+        delay = self._backoff.delay(self._attempt, self._rng)
+        self._attempt += 1
+        self.client.reconnect_delay_set(delay, delay)  # type: ignore[arg-type]
+
+    def _handle_connect(self, client: paho.Client, userdata: Any, flags: Any,
+                        reason: ReasonCode, properties: Any) -> None:
+        cfg = self.config
+        if reason.is_failure:
+            error = connect_error(reason, cfg.host, cfg.port)
+            log.error("%s", error)
+            if not self.first_result.is_set():
+                self.first_error = error
+                self.first_result.set()
+            if error.reason in ("bad_credentials", "not_authorized"):
+                self.fatal_error = error
+                log.error("not retrying: fix the credentials for client %s", cfg.client_id)
+                client.disconnect()
+            return
+        self._attempt = 0
+        self._set_next_delay()
+        self.connected = True
+        self._on_connected(bool(flags.session_present))
+        self.first_result.set()
+
+    def _handle_connect_fail(self, client: paho.Client, userdata: Any) -> None:
+        cfg = self.config
+        if not self.first_result.is_set():
+            self.first_error = ConnectError(
+                f"broker {cfg.host}:{cfg.port} is unreachable", reason="unreachable")
+            self.first_result.set()
+        self._set_next_delay()
+
+    def _handle_disconnect(self, client: paho.Client, userdata: Any, flags: Any,
+                           reason: ReasonCode, properties: Any) -> None:
+        was_connected, self.connected = self.connected, False
+        if was_connected and not self._stopping:
+            self._set_next_delay()
+            self._on_disconnected(describe_reason(reason))
+
+    def _handle_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        correlation = response_topic = None
+        sub_ids: list[int] | None = None
+        props = msg.properties if self.v5 else None
+        if props is not None:
+            sub_ids = getattr(props, "SubscriptionIdentifier", None)
+            raw_corr = getattr(props, "CorrelationData", None)
+            if raw_corr:
+                correlation = bytes(raw_corr).decode("utf-8", errors="replace")
+            response_topic = getattr(props, "ResponseTopic", None)
+        inbound = Inbound(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain),
+                          correlation, response_topic)
+        self._on_message(inbound, sub_ids)
+
+    def _handle_publish(self, client: paho.Client, userdata: Any, mid: int,
+                        reason: ReasonCode, properties: Any) -> None:
+        self._on_ack(mid, describe_reason(reason) if reason.is_failure else None)
+
+    def _handle_subscribe(self, client: paho.Client, userdata: Any, mid: int,
+                          reasons: list[ReasonCode], properties: Any) -> None:
+        self._on_suback(mid, [r.value for r in reasons])
