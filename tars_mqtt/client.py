@@ -401,9 +401,8 @@ class MQTTClient:
 
     def _on_message(self, inbound: Inbound, sub_ids: list[int] | None) -> None:
         self._last_inbound = time.monotonic()
-        if sub_ids:
-            entries = [self._by_id[i] for i in sub_ids if i in self._by_id]
-        else:
+        entries = [self._by_id[i] for i in sub_ids if i in self._by_id] if sub_ids else []
+        if not entries:  # MQTT 3.1.1, or ids from an earlier process's persistent session
             entries = [e for e in self._routes if matches(e.filter, inbound.topic)]
         subs: list[Subscription] = []
         for entry in entries:
