@@ -107,6 +107,7 @@ class Dispatcher:
         self._closed = False
         self._stopping = False
         self._busy_since: dict[str, float] = {}
+        self._local = threading.local()
         self._threads = [
             threading.Thread(target=self._work, name=f"{name}-worker-{i}", daemon=True)
             for i in range(workers)
@@ -186,10 +187,12 @@ class Dispatcher:
                 batch = [sub._mailbox.popleft() for _ in range(min(_BATCH, len(sub._mailbox)))]
                 for delivery in batch:
                     delivery.taken = True
+            self._local.unfinished = len(batch)
             for delivery in batch:
                 self._busy_since[me] = time.monotonic()
                 self._deliver(delivery)
                 del self._busy_since[me]
+                self._local.unfinished -= 1
             with self._cond:
                 self._pending -= len(batch)
                 if sub._mailbox:
@@ -237,10 +240,11 @@ class Dispatcher:
         with self._cond:
             self._closed = True
             self._space.notify_all()
-            in_worker = current in self._threads
-            while (self._pending > (1 if in_worker else 0)) and time.monotonic() < deadline:
+            # Called from a handler: its own unfinished batch cannot drain while it waits.
+            own = getattr(self._local, "unfinished", 0) if current in self._threads else 0
+            while self._pending > own and time.monotonic() < deadline:
                 self._space.wait(min(0.1, max(0.0, deadline - time.monotonic())))
-            drained = self._pending <= (1 if in_worker else 0)
+            drained = self._pending <= own
             self._stopping = True
             for sub in self._ready:
                 self._pending -= len(sub._mailbox)
