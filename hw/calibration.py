@@ -21,9 +21,9 @@ __all__ = [
     "DEFAULT_CALIBRATION_PATH",
     "ENV_CALIBRATION",
     "FRAME_WIDTH",
-    "TARS_JOINTS",
     "JointCalibration",
     "RigCalibration",
+    "TARS_JOINTS",
     "calibration_path_from_env",
     "load_calibration",
 ]
