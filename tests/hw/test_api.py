@@ -1,0 +1,27 @@
+"""The public surface the services are written against."""
+
+from __future__ import annotations
+
+import inspect
+
+import hw
+
+SERVICE_NAMES = {
+    "MOTION_NAMES", "MotionError", "PoseError", "HardwareError", "ServoRig", "plan_motion",
+    "load_calibration", "calibration_path_from_env", "make_pin_factory", "WakeButton",
+    "StatusLED", "STATES", "StateError",
+}
+
+
+def test_all_is_sorted_and_complete() -> None:
+    assert hw.__all__ == sorted(hw.__all__)
+    assert SERVICE_NAMES.issubset(hw.__all__)
+    for name in hw.__all__:
+        assert hasattr(hw, name), name
+
+
+def test_pin_factory_is_keyword_only_everywhere() -> None:
+    for driver in (hw.Joint, hw.ServoRig, hw.WakeButton, hw.StatusLED):
+        param = inspect.signature(driver).parameters["pin_factory"]
+        assert param.kind is inspect.Parameter.KEYWORD_ONLY, driver
+        assert param.default is None
