@@ -41,6 +41,8 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "dedupe_ttl": (0.0, 86400.0, " s"),
     "dedupe_max_entries": (1, 10_000_000, ""),
 }
+# fields whose variable is not simply the field name in capitals (contract §1 table)
+_VARIABLES = {"source": "SOURCE_NAME"}
 
 
 def _fail(name: str, rule: str) -> ConfigError:
@@ -202,7 +204,7 @@ class MQTTConfig:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
-            var = prefix + f.name.upper()
+            var = prefix + _VARIABLES.get(f.name, f.name.upper())
             raw = env.get(var)
             if raw is None or raw.strip() == "":
                 continue
@@ -221,7 +223,7 @@ class MQTTConfig:
         except ConfigError as exc:
             if exc.field is None:
                 raise
-            var = prefix + exc.field.upper()
+            var = prefix + _VARIABLES.get(exc.field, exc.field.upper())
             raise ConfigError(f"{var}{str(exc)[len(exc.field):]}", field=exc.field) from None
 
 
