@@ -223,8 +223,9 @@ class Transport:
     def _handle_disconnect(self, client: paho.Client, userdata: Any, flags: Any,
                            reason: ReasonCode, properties: Any) -> None:
         was_connected, self.connected = self.connected, False
-        if was_connected and not self._stopping:
+        if not was_connected:  # an attempt that died before CONNACK: back off further
             self._set_next_delay()
+        elif not self._stopping:  # the wait for attempt 0 was set at CONNACK
             self._on_disconnected(describe_reason(reason))
 
     def _handle_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
