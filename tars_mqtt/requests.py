@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from .envelope import Message
 from .errors import RequestTimeout
@@ -11,10 +12,11 @@ __all__ = ["PendingRequests"]
 
 
 class _Slot:
-    __slots__ = ("event", "reply")
+    __slots__ = ("event", "on_reply", "reply")
 
-    def __init__(self) -> None:
+    def __init__(self, on_reply: Callable[[Message], None] | None) -> None:
         self.event = threading.Event()
+        self.on_reply = on_reply
         self.reply: Message | None = None
 
 
@@ -25,8 +27,10 @@ class PendingRequests:
         self._lock = threading.Lock()
         self._slots: dict[str, _Slot] = {}
 
-    def open(self, request_id: str) -> _Slot:
-        slot = _Slot()
+    def open(self, request_id: str,
+             on_reply: Callable[[Message], None] | None = None) -> _Slot:
+        """Expect a reply to ``request_id``; ``on_reply`` is called on the resolving thread."""
+        slot = _Slot(on_reply)
         with self._lock:
             self._slots[request_id] = slot
         return slot
@@ -37,16 +41,19 @@ class PendingRequests:
             return False
         with self._lock:
             slot = self._slots.pop(message.correlate, None)
-        if slot is None:
-            return False
-        slot.reply = message
+            if slot is None:
+                return False
+            slot.reply = message  # under the lock: a timing-out waiter sees it or it is late
         slot.event.set()
+        if slot.on_reply is not None:
+            slot.on_reply(message)
         return True
 
     def wait(self, slot: _Slot, request_id: str, timeout: float, topic: str) -> Message:
         if not slot.event.wait(timeout):
             self.cancel(request_id)
-            raise RequestTimeout(f"no reply to request on {topic!r} within {timeout} s")
+            if slot.reply is None:  # resolved between the wait and the cancel: keep it
+                raise RequestTimeout(f"no reply to request on {topic!r} within {timeout} s")
         assert slot.reply is not None
         return slot.reply
 
