@@ -213,14 +213,16 @@ class MQTTClient:
                   raw: bool = False) -> Callable[[Handler], Handler]: ...
     @overload
     def subscribe(self, topic_filter: str, handler: Handler, qos: int = 0, *,
-                  raw: bool = False) -> Subscription: ...
+                  raw: bool = False, wait: bool = True) -> Subscription: ...
 
     def subscribe(self, topic_filter: str, handler: Handler | None = None, qos: int = 0, *,
-                  raw: bool = False) -> Subscription | Callable[[Handler], Handler]:
+                  raw: bool = False, wait: bool = True
+                  ) -> Subscription | Callable[[Handler], Handler]:
         """Call ``handler(message)`` on a worker for every message matching ``topic_filter``.
 
         Without ``handler`` it is a decorator. ``raw=True`` marks a subscription to
-        non-envelope payloads, so they are not counted as decode errors.
+        non-envelope payloads, so they are not counted as decode errors. ``wait=False``
+        returns before the broker's SUBACK (a refusal is then only logged), as aio needs.
 
         Raises:
             ValueError: a malformed filter or QoS.
@@ -242,7 +244,7 @@ class MQTTClient:
             entry.qos = max(entry.qos, qos)
             entry.subs = (*entry.subs, sub)
         if send:
-            self._send_subscribe(entry)
+            self._send_subscribe(entry, wait)
         return sub
 
     def unsubscribe(self, target: Subscription | str) -> None:
@@ -277,12 +279,12 @@ class MQTTClient:
             entry.internal, entry.qos = handler, 1
         return entry
 
-    def _send_subscribe(self, entry: _Filter) -> None:
+    def _send_subscribe(self, entry: _Filter, wait: bool = True) -> None:
         if not self._transport.connected:
             return  # replayed by _on_connected
         entry.acked.clear()
         self._acks.bind(self._transport.subscribe(entry.filter, entry.qos, entry.sub_id), entry)
-        if self._transport.on_network_thread():
+        if not wait or self._transport.on_network_thread():
             return
         entry.acked.wait(_SUBACK_TIMEOUT)
         if entry.refused is not None:
@@ -354,20 +356,30 @@ class MQTTClient:
         Raises:
             RequestTimeout: no reply within ``timeout``.
         """
-        entry = self._filters.get(self._reply_topic)
-        if entry is None:
-            entry = self._add_internal(self._reply_topic, self._on_reply)
-            self._send_subscribe(entry)
         request_id = uuid.uuid4().hex
         slot = self._requests.open(request_id)
         try:
-            envelope = self._envelope(event_type, data, reply_to=self._reply_topic,
-                                      envelope_id=request_id)
-            self._send(Outgoing(topic, envelope.encode(), qos, False, PublishHandle(topic, qos),
-                                correlation=request_id, response_topic=self._reply_topic))
+            self._send_request(topic, event_type, data, qos, request_id)
             return self._requests.wait(slot, request_id, timeout, topic)
         finally:
             self._requests.cancel(request_id)
+
+    def _send_request(self, topic: str, event_type: str, data: Any, qos: int,
+                      request_id: str) -> None:
+        """Publish request ``request_id`` once the reply topic is subscribed (also for aio)."""
+        with self._lock:
+            entry = self._filters.get(self._reply_topic)
+            fresh = entry is None or entry.internal is None
+            if entry is None or fresh:
+                entry = self._add_internal(self._reply_topic, self._on_reply)
+        if fresh:
+            self._send_subscribe(entry)
+        elif self._transport.connected and not self._transport.on_network_thread():
+            entry.acked.wait(_SUBACK_TIMEOUT)  # another thread's SUBSCRIBE may be in flight
+        envelope = self._envelope(event_type, data, reply_to=self._reply_topic,
+                                  envelope_id=request_id)
+        self._send(Outgoing(topic, envelope.encode(), qos, False, PublishHandle(topic, qos),
+                            correlation=request_id, response_topic=self._reply_topic))
 
     def reply(self, request: Message, event_type: str, data: Any = None,
               qos: int = 1) -> PublishHandle:
