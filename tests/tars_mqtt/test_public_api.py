@@ -1,0 +1,57 @@
+"""The exported names are the contract's (§1-3), and the error tree is the documented one."""
+
+from __future__ import annotations
+
+import pytest
+
+import tars_mqtt
+from tars_mqtt.dispatch import Subscription
+from tars_mqtt.transport import connect_error
+
+CONTRACT = {
+    "MQTTClient", "MQTTConfig", "Envelope", "Message", "Subscription", "PublishHandle",
+    "ClientStats", "MQTTError", "ConfigError", "ConnectError", "PublishError", "RequestTimeout",
+}
+
+
+def test_all_exports_the_contract_names_sorted() -> None:
+    exported = tars_mqtt.__all__
+    assert set(exported) >= CONTRACT
+    assert list(exported) == sorted(exported)
+    for name in exported:
+        assert getattr(tars_mqtt, name) is not None
+    assert tars_mqtt.Subscription is Subscription
+
+
+@pytest.mark.parametrize(("error", "builtin"), [
+    (tars_mqtt.ConfigError, ValueError),
+    (tars_mqtt.ConnectError, ConnectionError),
+    (tars_mqtt.RequestTimeout, TimeoutError),
+    (tars_mqtt.PublishError, Exception),
+    (tars_mqtt.SubscribeError, Exception),
+])
+def test_error_tree(error: type[Exception], builtin: type[Exception]) -> None:
+    assert issubclass(error, tars_mqtt.MQTTError) and issubclass(error, builtin)
+
+
+def _connack(code: int) -> object:
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    return ReasonCode(PacketTypes.CONNACK, identifier=code)
+
+
+@pytest.mark.parametrize(("code", "reason"), [
+    (0x86, "bad_credentials"),
+    (0x8C, "bad_credentials"),
+    (0x87, "not_authorized"),
+    (0x84, "refused"),
+    (0x85, "refused"),
+    (0x8A, "refused"),
+    (0x88, "refused"),  # server unavailable: not in the fatal table, still a refusal
+    (0x80, "refused"),
+])
+def test_connack_codes_become_reasons(code: int, reason: str) -> None:
+    error = connect_error(_connack(code), "h", 1883)  # type: ignore[arg-type]
+    assert (error.reason, error.reason_code) == (reason, code)
+    assert f"(0x{code:02x})" in str(error) and "h:1883" in str(error)
