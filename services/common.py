@@ -1,0 +1,146 @@
+"""What every service shares: logging, settings from the environment, the process lifecycle.
+
+Each service is ``main()`` = settings from the environment, a client, the hardware, then
+:func:`serve` until SIGTERM/SIGINT. Topic names, QoS and retain flags come from
+:mod:`services.topics`, so :func:`publish` takes a row of that table.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+import threading
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from tars_mqtt import ConfigError, Message, MQTTClient, MQTTError, PublishError, PublishHandle
+
+from .topics import TopicSpec, check_payload
+
+__all__ = [
+    "Tally", "env_bool", "env_float", "env_int", "problems", "publish", "serve", "setup_logging",
+]
+
+log = logging.getLogger("tars")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def setup_logging(environ: Mapping[str, str] = os.environ) -> None:
+    """Log to stderr (journald adds the time) at ``$TARS_LOG_LEVEL`` (default INFO)."""
+    level = environ.get("TARS_LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+def _raw(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name)
+    return value.strip() if value is not None and value.strip() else None
+
+
+def env_float(environ: Mapping[str, str], name: str, default: float, *,
+              low: float = 0.0, high: float = 1e6) -> float:
+    """``$name`` as a number in ``low..high``; :class:`ConfigError` naming it otherwise."""
+    raw = _raw(environ, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={raw!r} is out of range {low:g}..{high:g}")
+    return value
+
+
+def env_int(environ: Mapping[str, str], name: str, default: int, *,
+            low: int = 0, high: int = 1_000_000) -> int:
+    """``$name`` as an integer in ``low..high``."""
+    raw = _raw(environ, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={raw!r} is out of range {low}..{high}")
+    return value
+
+
+def env_bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    """``$name`` as a boolean (1/0, true/false, yes/no, on/off)."""
+    raw = _raw(environ, name)
+    if raw is None:
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean (1/0, true/false, yes/no, on/off)")
+
+
+def problems(msg: Message, spec: TopicSpec) -> list[str]:
+    """Why ``msg`` does not fit its row of the topic table (empty when it does)."""
+    if msg.envelope is None:
+        return [f"{msg.topic}: not an envelope ({msg.decode_error})"]
+    return check_payload(spec, msg.data)
+
+
+def publish(client: MQTTClient, spec: TopicSpec, data: dict[str, Any],
+            correlate: str | None = None) -> PublishHandle | None:
+    """Publish ``data`` on ``spec``'s topic with its event type, QoS and retain flag.
+
+    A client that is stopping refuses; that is logged, not raised (services publish from
+    their own threads, which may outlive the client by a moment at shutdown).
+    """
+    try:
+        return client.publish_event(spec.name, spec.event_type, data, qos=spec.qos,
+                                    retain=spec.retain, correlate=correlate)
+    except PublishError as exc:
+        log.warning("not published on %s: %s", spec.name, exc)
+        return None
+
+
+class Tally:
+    """Thread-safe counts of what a service saw (``malformed``, ``rejected`` ...)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def add(self, name: str) -> int:
+        with self._lock:
+            self._counts[name] += 1
+            return self._counts[name]
+
+    def __getitem__(self, name: str) -> int:
+        with self._lock:
+            return self._counts[name]
+
+    def as_dict(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+def serve(client: MQTTClient) -> int:
+    """Run ``client`` until SIGTERM/SIGINT, then stop it cleanly; the process's exit code.
+
+    Uses :func:`services.sdnotify.serve` (systemd READY/WATCHDOG/STOPPING) when present.
+    """
+    try:
+        try:
+            sdnotify: Any = importlib.import_module("services.sdnotify")
+        except ModuleNotFoundError as exc:
+            if exc.name != "services.sdnotify":
+                raise
+            client.run_forever()
+            return 0
+        return int(sdnotify.serve(client))
+    except MQTTError as exc:
+        log.error("%s: %s", client.config.client_id, exc)
+        client.stop()
+        return 1

@@ -1,0 +1,167 @@
+"""The movement service's logic: ``handle`` alone, then the service on mock servo pins."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from hw import DEFAULT_CALIBRATION_PATH, ServoRig, load_calibration
+from services.movement import RESULT_TYPE, Movement, handle
+from services.topics import MOVEMENT_STATUS, check_payload
+from tests.hw.support import RecordingPWMPin
+
+from .support import FakeClient, Published, garbage, message
+
+STATUS = MOVEMENT_STATUS.name
+ARM_PIN = 6  # left_arm in the shipped calibration (soft limits -80..80)
+
+
+@pytest.fixture
+def factory() -> Iterator[Any]:
+    f = MockFactory(pin_class=RecordingPWMPin)
+    yield f
+    f.close()
+    f.reset()
+
+
+@pytest.fixture
+def rig(factory: Any) -> Iterator[ServoRig]:
+    with ServoRig(load_calibration(DEFAULT_CALIBRATION_PATH), pin_factory=factory) as r:
+        yield r
+
+
+@pytest.fixture
+def service(rig: ServoRig) -> Iterator[tuple[Movement, FakeClient]]:
+    client = FakeClient()
+    svc = Movement(client, rig)  # type: ignore[arg-type]
+    yield svc, client
+    svc.close()
+
+
+def long_pose(degrees: float = 50.0, duration: float = 20) -> dict[str, Any]:
+    return {"action": "pose", "params": {"angles": {"left_arm": degrees}, "duration": duration}}
+
+
+# handle: pure decisions ---------------------------------------------------------------
+def test_a_known_motion_runs(rig: ServoRig) -> None:
+    verdict = handle({"action": "wave", "speed": 2}, busy=False, rig=rig)
+    assert (verdict.event, verdict.action, verdict.error) == ("run", "wave", None)
+    assert verdict.frames and all("right_arm" in f.pose for f in verdict.frames)
+
+
+@pytest.mark.parametrize(("data", "named"), [
+    ({"action": "dance"}, "unknown motion 'dance'"),
+    ({}, "missing field 'action'"),
+    ({"action": 3}, "field 'action' has type int"),
+    ({"action": "wave", "params": [1]}, "field 'params' has type list"),
+    ({"action": "wave", "params": {"x": 1}}, "takes no params"),
+    ({"action": "wave", "speed": 9}, "speed 9 is out of range"),
+    ({"action": "wave", "speed": "fast"}, "field 'speed' has type str"),
+    ({"action": "pose", "params": {"angles": {"left_arm": 85}}}, "angle 85 is outside"),
+    ({"action": "pose", "params": {"angles": {"tail": 5}}}, "unknown joint 'tail'"),
+    ("wave", "data must be an object"),
+])
+def test_bad_commands_are_rejected_naming_the_problem(rig: ServoRig, data: Any,
+                                                      named: str) -> None:
+    verdict = handle(data, busy=False, rig=rig)
+    assert verdict.event == "rejected"
+    assert verdict.error is not None and named in verdict.error
+
+
+def test_a_good_command_while_busy_is_busy_and_a_bad_one_still_rejected(rig: ServoRig) -> None:
+    assert handle({"action": "bow"}, busy=True, rig=rig).event == "busy"
+    assert handle({"action": "fly"}, busy=True, rig=rig).event == "rejected"
+
+
+# the service, on mock pins ------------------------------------------------------------
+def statuses(client: FakeClient, correlate: str | None) -> list[str]:
+    return [p.data["event"] for p in client.on(STATUS) if p.correlate == correlate]
+
+
+def test_a_motion_is_started_then_completed_with_its_angles(
+        service: tuple[Movement, FakeClient], rig: ServoRig) -> None:
+    svc, client = service
+    cmd = message("movement/command", {"action": "pose", "params": {
+        "angles": {"left_arm": 30}, "duration": 0.1}}, reply_to="tars/reply/t")
+    svc.on_command(cmd)
+    done = client.wait_for(lambda p: p.topic == STATUS and p.data["event"] == "completed")
+    assert cmd.envelope is not None and done.correlate == cmd.envelope.id
+    assert statuses(client, cmd.envelope.id) == ["started", "completed"]
+    assert done.data["angles"]["left_arm"] == 30 == rig.angles()["left_arm"]
+    assert all(check_payload(MOVEMENT_STATUS, p.data) == [] for p in client.on(STATUS))
+    [reply] = client.on("tars/reply/t")
+    assert (reply.event_type, reply.data["event"], reply.correlate) == (
+        RESULT_TYPE, "completed", cmd.envelope.id)
+
+
+def test_stop_preempts_a_long_motion_and_the_servos_hold(
+        service: tuple[Movement, FakeClient], factory: Any) -> None:
+    svc, client = service
+    arm = factory.pin(ARM_PIN)
+    svc.on_command(message("movement/command", long_pose(duration=4)))  # 200 steps
+    assert arm.wait_for(lambda values: len(values) > 25), "the arm never got going"
+    before = {n: len(factory.pin(n).values()) for n in (5, 12, 13, 6, 26)}
+    svc.on_stop(message("movement/stop", {"reason": "test"}))
+    stopped = client.wait_for(lambda p: p.topic == STATUS and p.data["event"] == "stopped",
+                              timeout=5)
+    after = {n: len(factory.pin(n).values()) for n in before}
+    assert all(after[n] - before[n] <= 1 for n in before), (before, after)  # one step at most
+    held = stopped.data["angles"]["left_arm"]
+    assert 0 < held < 50
+    threading.Event().wait(0.2)  # ten steps' time: nothing may move any more
+    assert {n: len(factory.pin(n).values()) for n in before} == after
+    assert svc.rig.angles()["left_arm"] == pytest.approx(held, abs=0.01)
+
+
+def test_a_command_while_busy_gets_busy_not_queued(service: tuple[Movement, FakeClient]
+                                                   ) -> None:
+    svc, client = service
+    svc.on_command(message("movement/command", long_pose()))
+    second = message("movement/command", {"action": "wave"}, reply_to="tars/reply/t")
+    svc.on_command(second)
+    assert second.envelope is not None
+    assert statuses(client, second.envelope.id) == ["busy"]
+    assert client.on("tars/reply/t")[0].data["event"] == "busy"
+    svc.on_stop(message("movement/stop", {}))
+    client.wait_for(lambda p: p.data.get("event") == "stopped")
+    assert svc.tally["busy"] == 1
+    assert "wave" not in [p.data["action"] for p in client.on(STATUS)
+                          if p.data["event"] == "started"]
+
+
+def test_stop_when_idle_is_acknowledged(service: tuple[Movement, FakeClient]) -> None:
+    svc, client = service
+    stop = message("movement/stop", {})
+    svc.on_stop(stop)
+    assert stop.envelope is not None
+    [ack] = client.on(STATUS)
+    assert (ack.data["event"], ack.data["action"], ack.correlate) == (
+        "stopped", "none", stop.envelope.id)
+
+
+def test_malformed_messages_are_counted_and_ignored(service: tuple[Movement, FakeClient]
+                                                    ) -> None:
+    svc, client = service
+    svc.on_command(garbage("movement/command"))
+    svc.on_command(message("movement/command", {"action": "fly"}))
+    assert svc.tally["malformed"] == 1 and svc.tally["rejected"] == 1
+    assert [p.data["event"] for p in client.on(STATUS)] == ["rejected"]
+    svc.on_command(message("movement/command", {"action": "pose", "params": {
+        "angles": {"left_arm": 10}, "duration": 0}}))
+    client.wait_for(lambda p: p.data.get("event") == "completed")
+
+
+def test_a_hardware_fault_is_failed_and_the_service_lives_on(
+        service: tuple[Movement, FakeClient], rig: ServoRig) -> None:
+    svc, client = service
+    rig.close()
+    svc.on_command(message("movement/command", {"action": "wave"}))
+    failed: Published = client.wait_for(lambda p: p.data.get("event") == "failed")
+    assert "closed" in failed.data["error"]
+    svc.on_command(message("movement/command", {"action": "wave"}))
+    client.wait_for(lambda p: len([q for q in client.on(STATUS)
+                                   if q.data["event"] == "failed"]) == 2)
