@@ -12,7 +12,7 @@ from typing import Any
 __all__ = [
     "LLM_REQUEST", "LLM_RESPONSE", "MOVEMENT_COMMAND", "MOVEMENT_STATUS", "MOVEMENT_STOP",
     "STT_FINAL", "SYSTEM_STATE", "TABLE", "TTS_CONTROL", "TTS_SAY", "TTS_STATUS",
-    "WAKE_EVENT", "TopicSpec", "check_payload", "spec_for",
+    "WAKE_EVENT", "WAKE_SIMULATE", "TopicSpec", "check_payload", "spec_for",
 ]
 
 
@@ -49,6 +49,9 @@ _STATES = frozenset({"idle", "listening", "thinking", "speaking", "moving"})
 WAKE_EVENT = _spec("wake/event", 1, "wake.event", "wake", "router",
                    {"type": (str,), "source": (str,), "confidence": _NUM}, "confidence",
                    values={"type": frozenset({"wake", "cancel"})})
+# Only with TARS_WAKE_SIMULATE=1 on mock pins: the wake service drives its own mock button.
+WAKE_SIMULATE = _spec("wake/simulate", 1, "wake.simulate", "demo tools", "wake",
+                      {"action": (str,)}, values={"action": frozenset({"press", "hold"})})
 MOVEMENT_COMMAND = _spec("movement/command", 1, "movement.command", "router tools", "movement",
                          {"action": (str,), "params": (dict,), "speed": _NUM}, "params speed")
 MOVEMENT_STOP = _spec("movement/stop", 1, "movement.stop", "router tools", "movement",
@@ -73,7 +76,7 @@ SYSTEM_STATE = _spec("system/state", 1, "system.state", "router", "wake tools",
 
 TABLE: tuple[TopicSpec, ...] = (
     WAKE_EVENT, MOVEMENT_COMMAND, MOVEMENT_STOP, MOVEMENT_STATUS, STT_FINAL, TTS_SAY,
-    TTS_STATUS, TTS_CONTROL, LLM_REQUEST, LLM_RESPONSE, SYSTEM_STATE,
+    TTS_STATUS, TTS_CONTROL, LLM_REQUEST, LLM_RESPONSE, SYSTEM_STATE, WAKE_SIMULATE,
 )
 
 
