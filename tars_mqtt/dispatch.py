@@ -50,7 +50,7 @@ class Inbound:
     """One message as paho gave it; decoded once, lazily, on a worker."""
 
     __slots__ = ("topic", "payload", "qos", "retain", "correlation", "response_topic",
-                 "received_at", "_message", "_lock")
+                 "received_at", "_message", "_lock", "_counted")
 
     def __init__(self, topic: str, payload: bytes, qos: int, retain: bool,
                  correlation: str | None = None, response_topic: str | None = None) -> None:
@@ -63,15 +63,14 @@ class Inbound:
         self.received_at = time.monotonic()
         self._message: Message | None = None
         self._lock = threading.Lock()
+        self._counted = False
 
-    def message(self, counters: Counters) -> Message:
+    def message(self, counters: Counters, *, raw: bool = False) -> Message:
+        """The decoded message; a non-envelope counts as one decode error, unless every
+        consumer asking for it is a ``raw`` subscription that expects no envelope."""
         with self._lock:
             if self._message is None:
                 envelope, value, error = decode_envelope(self.payload)
-                if error is not None:
-                    counters.add("decode_errors")
-                    log.warning("message on %s is not an envelope (%s); handlers get it raw",
-                                self.topic, error)
                 self._message = Message(
                     topic=self.topic, payload=self.payload, qos=self.qos, retain=self.retain,
                     envelope=envelope, data=envelope.data if envelope else value,
@@ -79,6 +78,12 @@ class Inbound:
                     reply_to=(envelope.reply_to if envelope else None) or self.response_topic,
                     decode_error=error, received_at=time.time(),
                 )
+            error = self._message.decode_error
+            if error is not None and not raw and not self._counted:
+                self._counted = True
+                counters.add("decode_errors")
+                log.warning("message on %s is not an envelope (%s); handlers get it raw",
+                            self.topic, error)
             return self._message
 
 
@@ -207,7 +212,7 @@ class Dispatcher:
         if not sub.active:
             return
         try:
-            message = inbound.message(self._counters)
+            message = inbound.message(self._counters, raw=sub.raw)
             if message.envelope and self._dedupe.enabled and self._dedupe.is_duplicate(
                 f"{id(sub)}:{message.envelope.id}"
             ):
