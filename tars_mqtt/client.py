@@ -164,11 +164,10 @@ class MQTTClient:
         if not self._dispatcher.close(max(0.0, deadline - time.monotonic())):
             log.warning("stop: handlers did not finish within %s s", timeout)
         if self.config.enable_health and self._transport.connected:
-            handle = self._send(Outgoing(self._health_topic, self._envelope(
-                HEALTH_TYPE, health_data(False, "shutdown"), sequenced=False).encode(),
-                1, True, PublishHandle(self._health_topic, 1)), allow_stopped=True)
+            shutdown = self._health_item(False, "shutdown")
+            self._flush(behind=shutdown)  # the offline backlog goes out before the goodbye
             try:
-                handle.wait(min(2.0, max(0.1, deadline - time.monotonic())))
+                shutdown.handle.wait(min(2.0, max(0.1, deadline - time.monotonic())))
             except PublishError as exc:
                 log.warning("stop: shutdown health not acknowledged: %s", exc)
         self._transport.stop()
@@ -330,9 +329,9 @@ class MQTTClient:
                         id=envelope_id or uuid.uuid4().hex, correlate=correlate,
                         reply_to=reply_to, seq=next(self._seq) if sequenced else None)
 
-    def _send(self, item: Outgoing, *, allow_stopped: bool = False) -> PublishHandle:
+    def _send(self, item: Outgoing) -> PublishHandle:
         with self._lock:
-            if self._state == "stopped" and not allow_stopped:
+            if self._state == "stopped":
                 raise PublishError(f"client {self.config.client_id!r} is stopped:"
                                    f" cannot publish to {item.topic!r}")
             if not (self._transport.connected and not self._offline and self._hand_over(item)):
@@ -430,22 +429,38 @@ class MQTTClient:
 
     # Ticker thread -------------------------------------------------------------------
     def _after_connect(self) -> None:
+        health = None
         if self.config.enable_health and self._state != "stopped":
-            self.publish_health(True, "ready" if self._connects <= 1 else "reconnected")
+            health = self._health_item(True, "ready" if self._connects <= 1 else "reconnected")
+        self._flush(ahead=health)
+
+    def _flush(self, ahead: Outgoing | None = None, behind: Outgoing | None = None) -> None:
+        """Hand the offline backlog to paho in order, health ahead of or behind it.
+
+        Health bypasses the ``offline_queue`` limit: a full backlog must never keep health,
+        or the backlog itself, from going out after a reconnect.
+        """
         with self._lock:
-            items = self._offline.take_all()
-            for i, item in enumerate(items):
+            items = [i for i in (ahead, *self._offline.take_all(), behind) if i is not None]
+            for n, item in enumerate(items):
                 if not (self._transport.connected and self._hand_over(item)):
-                    self._offline.put_back(items[i:])
+                    self._offline.put_back(items[n:])
                     break
+
+    def _health_item(self, ok: bool, event: str) -> Outgoing:
+        payload = self._envelope(HEALTH_TYPE, health_data(ok, event), sequenced=False).encode()
+        return Outgoing(self._health_topic, payload, 1, True, PublishHandle(self._health_topic, 1))
 
     def _tick(self) -> None:
         if not self.config.enable_heartbeat:
             return
         now = time.monotonic()
-        if self._transport.connected:
-            self.publish_event(keepalive_topic(self.config.client_id), HEARTBEAT_TYPE,
-                               heartbeat_data(now - self._started_at, self.stats()), qos=0)
+        if self._transport.connected:  # now or never: no stale heartbeat in the backlog
+            topic = keepalive_topic(self.config.client_id)
+            beat = self._envelope(HEARTBEAT_TYPE, heartbeat_data(now - self._started_at,
+                                                                 self.stats()))
+            with self._lock:
+                self._hand_over(Outgoing(topic, beat.encode(), 0, False, PublishHandle(topic, 0)))
         silent = now - max(self._last_inbound, self._disconnected_at)
         if silent > 3 * self.config.heartbeat_interval + 0.5:
             log.warning("no traffic from the broker for %.1f s: dropping the link", silent)
