@@ -353,3 +353,18 @@ def test_latency_recorded(make_dispatcher: Callable[..., tuple[Dispatcher, Count
     assert dispatcher.close(WAIT)
     snap: Any = counters.snapshot(queue_depth=0, offline_queued=0)
     assert snap.handler_latency_p50 > 0.0
+
+
+def test_raw_subscriptions_do_not_count_decode_errors(
+        make_dispatcher: Callable[..., tuple[Dispatcher, Counters]]) -> None:
+    dispatcher, counters = make_dispatcher()
+    raw_rec, strict_rec = Recorder(), Recorder()
+    raw_sub = Subscription("sensor", raw_rec, raw=True)
+    strict_sub = Subscription("sensor", strict_rec)
+    dispatcher.submit(inbound(1), [raw_sub])  # only a raw consumer: not an error
+    assert raw_rec.wait_for(1)
+    assert counters.get("decode_errors") == 0
+    dispatcher.submit(inbound(2), [raw_sub, strict_sub])  # someone expected an envelope
+    assert dispatcher.close(WAIT)
+    assert raw_rec.seen == [1, 2] and strict_rec.seen == [2]
+    assert counters.get("decode_errors") == 1
