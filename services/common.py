@@ -21,10 +21,12 @@ from tars_mqtt import ConfigError, Message, MQTTClient, MQTTError, PublishError,
 from .topics import TopicSpec, check_payload
 
 __all__ = [
-    "Tally", "env_bool", "env_float", "env_int", "problems", "publish", "serve", "setup_logging",
+    "EXIT_CONFIG", "Tally", "env_bool", "env_float", "env_int", "problems", "publish", "serve",
+    "setup_logging", "systemd_notifier",
 ]
 
 log = logging.getLogger("tars")
+EXIT_CONFIG = 78  # sysexits EX_CONFIG: the units do not restart a service that exits so
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -126,17 +128,39 @@ class Tally:
             return dict(self._counts)
 
 
+class _NoNotifier:
+    """Stands in for ``services.sdnotify.Notifier`` where that module is absent."""
+
+    watchdog_interval: float | None = None
+
+    def ready(self, status: str = "") -> None: ...
+    def stopping(self) -> None: ...
+    def watchdog(self) -> None: ...
+
+
+def systemd_notifier() -> Any:
+    """``services.sdnotify.Notifier()`` (sd_notify to ``$NOTIFY_SOCKET``), else a no-op."""
+    sdnotify = _sdnotify()
+    return _NoNotifier() if sdnotify is None else sdnotify.Notifier()
+
+
+def _sdnotify() -> Any:
+    try:
+        return importlib.import_module("services.sdnotify")
+    except ModuleNotFoundError as exc:
+        if exc.name != "services.sdnotify":
+            raise
+        return None
+
+
 def serve(client: MQTTClient) -> int:
     """Run ``client`` until SIGTERM/SIGINT, then stop it cleanly; the process's exit code.
 
     Uses :func:`services.sdnotify.serve` (systemd READY/WATCHDOG/STOPPING) when present.
     """
+    sdnotify = _sdnotify()
     try:
-        try:
-            sdnotify: Any = importlib.import_module("services.sdnotify")
-        except ModuleNotFoundError as exc:
-            if exc.name != "services.sdnotify":
-                raise
+        if sdnotify is None:
             client.run_forever()
             return 0
         return int(sdnotify.serve(client))
