@@ -1,0 +1,111 @@
+"""Each queue policy under a flood from a real broker, while a handler is held on a gate.
+
+One worker, ``queue_size=5``: message 0 sits in the gated handler (it counts against
+the bound), so 4 more fit; what happens to the rest is the policy.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from tars_mqtt import MQTTClient, PublishHandle
+from tests.tars_mqtt.support import WAIT, Collector, wait_until
+
+MakeClient = Callable[..., MQTTClient]
+QUEUE = 5
+
+
+def _flood(make_client: MakeClient, policy: str, count: int, qos: int, workers: int = 1,
+           also: dict[str, Collector] | None = None
+           ) -> tuple[MQTTClient, Collector, threading.Event]:
+    """A receiver whose handler holds message 0, then ``count`` more published behind it.
+
+    ``also`` subscribes more topics first: a blocked network thread cannot take SUBACKs.
+    """
+    client = make_client(workers=workers, queue_size=QUEUE, queue_policy=policy,
+                         enable_heartbeat=False)
+    publisher = make_client(enable_heartbeat=False)
+    gate = threading.Event()
+    got = Collector(gate)
+    for topic, handler in (also or {}).items():
+        client.subscribe(topic, handler, qos=1)
+    client.subscribe("flood/t", got, qos=qos)
+    publisher.publish_event("flood/t", "test.n", {"n": 0}, qos=1).wait(WAIT)
+    assert got.entered.wait(WAIT)
+    handles: list[PublishHandle] = [
+        publisher.publish_event("flood/t", "test.n", {"n": n}, qos=qos)
+        for n in range(1, count + 1)
+    ]
+    for handle in handles:
+        handle.wait(WAIT)
+    return client, got, gate
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+def test_drop_newest_keeps_the_first_and_counts_drops(make_client: MakeClient, qos: int) -> None:
+    client, got, gate = _flood(make_client, "drop_newest", 60, qos)
+    try:
+        assert wait_until(lambda: client.stats().received == 61)
+        stats = client.stats()
+        assert (stats.dropped, stats.queue_depth) == (60 - (QUEUE - 1), QUEUE)
+    finally:
+        gate.set()
+    assert got.wait_for(QUEUE)
+    client.stop(WAIT)
+    assert [m.data["n"] for m in got.messages] == [0, 1, 2, 3, 4]
+    assert client.stats().dispatched == QUEUE
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+def test_drop_oldest_keeps_the_last_and_counts_drops(make_client: MakeClient, qos: int) -> None:
+    client, got, gate = _flood(make_client, "drop_oldest", 60, qos)
+    try:
+        assert wait_until(lambda: client.stats().received == 61)
+        stats = client.stats()
+        assert (stats.dropped, stats.queue_depth) == (60 - (QUEUE - 1), QUEUE)
+    finally:
+        gate.set()
+    assert got.wait_for(QUEUE)
+    client.stop(WAIT)
+    # message 0 was already in the handler: only waiting messages can be dropped
+    assert [m.data["n"] for m in got.messages] == [0, 57, 58, 59, 60]
+
+
+def test_block_holds_the_broker_back_and_loses_nothing(make_client: MakeClient) -> None:
+    other = Collector()  # a second worker is free to run it
+    client, got, gate = _flood(make_client, "block", 60, qos=1, workers=2,
+                               also={"flood/other": other})
+    try:
+        assert wait_until(lambda: client.stats().received > QUEUE)
+        make_client(enable_heartbeat=False).publish("flood/other", b"x", qos=1).wait(WAIT)
+        # Back-pressure: the network thread waits for room, so nothing else comes in...
+        assert not other.wait_for(1, timeout=0.3)
+        stats = client.stats()
+        assert (stats.dropped, stats.queue_depth) == (0, QUEUE)
+        assert stats.received == QUEUE + 1  # the one the network thread holds
+    finally:
+        gate.set()
+    # ...and once the handler moves, everything arrives, in order, nothing dropped.
+    assert got.wait_for(61) and other.wait_for(1)
+    assert [m.data["n"] for m in got.messages] == list(range(61))
+    assert client.stats().dropped == 0
+
+
+def test_drops_are_counted_across_subscriptions(make_client: MakeClient) -> None:
+    """One bound for all mailboxes: a flood on one topic also costs the others room."""
+    quiet = Collector()
+    client, got, gate = _flood(make_client, "drop_newest", 20, qos=1, workers=2,
+                               also={"flood/quiet": quiet})
+    try:
+        assert wait_until(lambda: client.stats().received == 21)
+        make_client(enable_heartbeat=False).publish("flood/quiet", b"q", qos=1).wait(WAIT)
+        assert wait_until(lambda: client.stats().received == 22)
+        assert client.stats().dropped == 20 - (QUEUE - 1) + 1
+    finally:
+        gate.set()
+    assert got.wait_for(QUEUE)
+    client.stop(WAIT)
+    assert quiet.messages == []
