@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,11 +26,29 @@ class PublishHandle:
         self.mid: int | None = None
         self._done = threading.Event()
         self._error: str | None = None
+        self._callbacks: list[Callable[[PublishHandle], None]] | None = []
+        self._cb_lock = threading.Lock()
 
     def settle(self, result: Any) -> None:
         if isinstance(result, str):
             self._error = result
-        self._done.set()
+        with self._cb_lock:
+            self._done.set()
+            callbacks, self._callbacks = self._callbacks or [], None
+        for callback in callbacks:
+            callback(self)
+
+    def add_done_callback(self, callback: Callable[[PublishHandle], None]) -> None:
+        """Call ``callback(handle)`` once settled; at once if it already is.
+
+        Otherwise it runs on the settling thread, usually paho's network thread: it must
+        be quick and must not raise.
+        """
+        with self._cb_lock:
+            if self._callbacks is not None:
+                self._callbacks.append(callback)
+                return
+        callback(self)
 
     @property
     def done(self) -> bool:
