@@ -1,0 +1,251 @@
+"""``AsyncMQTTClient``: the asyncio twin of :class:`~tars_mqtt.MQTTClient` (contract §4).
+
+It wraps the threaded client. Blocking calls run in ``asyncio.to_thread``; acks and
+replies resolve futures via ``call_soon_threadsafe``. A coroutine handler runs on the
+client's loop while the worker that took the message waits for it, so ordering, the
+queue's bound and policy, and handler-error counting are the sync client's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import threading
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, overload
+
+from .client import MQTTClient
+from .config import MQTTConfig, QueuePolicy
+from .dispatch import Subscription
+from .envelope import Message
+from .errors import MQTTError, PublishError, RequestTimeout
+from .publishing import PublishHandle
+from .stats import ClientStats
+
+__all__ = ["AsyncMQTTClient"]
+
+AsyncHandler = Callable[[Message], Coroutine[Any, Any, Any]]
+Payload = bytes | str | dict[str, Any] | list[Any] | None
+
+
+class AsyncMQTTClient:
+    """The threaded client, awaitable: ``async with AsyncMQTTClient(config) as client``."""
+
+    def __init__(self, config: MQTTConfig | MQTTClient) -> None:
+        self.sync = config if isinstance(config, MQTTClient) else MQTTClient(config)
+        self.config = self.sync.config
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._streams: set[Messages] = set()
+
+    async def start(self, timeout: float = 10.0) -> AsyncMQTTClient:
+        """Connect (in a thread); handlers will run on the calling event loop."""
+        self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self.sync.start, timeout)
+        return self
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Drain handlers (they still run on this loop), disconnect, end ``messages()``."""
+        await asyncio.to_thread(self.sync.stop, timeout)
+        for stream in list(self._streams):
+            stream.close()
+
+    async def __aenter__(self) -> AsyncMQTTClient:
+        return await self.start() if self.sync._state == "new" else self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def publish(self, topic: str, payload: Payload, qos: int = 0, retain: bool = False,
+                      *, timeout: float | None = 10.0) -> PublishHandle:
+        """Publish; QoS 1/2 return once the broker acknowledged (else ``PublishError``)."""
+        return await _acked(self.sync.publish(topic, payload, qos, retain), timeout)
+
+    async def publish_event(self, topic: str, event_type: str, data: Any = None, qos: int = 1,
+                            retain: bool = False, correlate: str | None = None, *,
+                            reply_to: str | None = None,
+                            timeout: float | None = 10.0) -> PublishHandle:
+        handle = self.sync.publish_event(topic, event_type, data, qos, retain, correlate,
+                                         reply_to=reply_to)
+        return await _acked(handle, timeout)
+
+    async def publish_health(self, ok: bool, event: str, error: str | None = None) -> None:
+        await _acked(self.sync.publish_health(ok, event, error), 10.0)
+
+    async def request(self, topic: str, event_type: str, data: Any = None,
+                      timeout: float = 5.0, qos: int = 1) -> Message:
+        """Await the reply to a request; ``RequestTimeout`` after ``timeout``; cancellable."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Message] = loop.create_future()
+        request_id = uuid.uuid4().hex
+        pending = self.sync._requests
+        pending.open(request_id, lambda msg: _call_soon(loop, _resolve, answer, msg))
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.to_thread(self.sync._send_request, topic, event_type, data, qos,
+                                        request_id)
+                return await answer
+        except TimeoutError:
+            raise RequestTimeout(f"no reply to request on {topic!r} within {timeout} s") from None
+        finally:
+            pending.cancel(request_id)
+
+    async def reply(self, request: Message, event_type: str, data: Any = None, qos: int = 1,
+                    *, timeout: float | None = 10.0) -> PublishHandle:
+        """Answer ``request`` on its ``reply_to`` topic, correlated to it."""
+        return await _acked(self.sync.reply(request, event_type, data, qos), timeout)
+
+    @overload
+    def subscribe(self, topic_filter: str, handler: None = None, qos: int = 0, *,
+                  raw: bool = False) -> Callable[[AsyncHandler], AsyncHandler]: ...
+    @overload
+    def subscribe(self, topic_filter: str, handler: AsyncHandler, qos: int = 0, *,
+                  raw: bool = False) -> Subscription: ...
+
+    def subscribe(self, topic_filter: str, handler: AsyncHandler | None = None, qos: int = 0,
+                  *, raw: bool = False) -> Subscription | Callable[[AsyncHandler], AsyncHandler]:
+        """Run ``await handler(message)`` on the client's loop; a decorator without handler.
+
+        Never blocks the loop: it does not wait for the SUBACK (``messages()`` does).
+        """
+        if handler is None:
+            def decorate(func: AsyncHandler) -> AsyncHandler:
+                self.subscribe(topic_filter, func, qos, raw=raw)
+                return func
+            return decorate
+        with contextlib.suppress(RuntimeError):
+            self._loop = asyncio.get_running_loop()
+        coroutine = handler
+
+        def run(message: Message) -> None:  # on a worker thread, which waits for the coroutine
+            if self._loop is None:
+                raise MQTTError("no event loop for async handlers: use `await client.start()`")
+            future = asyncio.run_coroutine_threadsafe(coroutine(message), self._loop)
+            with contextlib.suppress(concurrent.futures.CancelledError):  # the loop shut down
+                future.result()
+
+        run.__qualname__ = getattr(handler, "__qualname__", repr(handler))
+        return self.sync.subscribe(topic_filter, run, qos, raw=raw, wait=False)
+
+    def unsubscribe(self, target: Subscription | str) -> None:
+        self.sync.unsubscribe(target)  # sends UNSUBSCRIBE, does not wait
+
+    def messages(self, topic_filter: str, qos: int = 0, *, maxsize: int | None = None,
+                 policy: QueuePolicy | None = None) -> Messages:
+        """``async for msg in client.messages("wake/#")`` (or ``async with`` it, for scope).
+
+        Beyond ``maxsize`` waiting messages, ``policy`` blocks the worker or drops (counted).
+        """
+        return Messages(self, topic_filter, qos, maxsize or self.config.queue_size,
+                        policy or self.config.queue_policy)
+
+    @property
+    def is_connected(self) -> bool:
+        return self.sync.is_connected
+
+    def stats(self) -> ClientStats:
+        return self.sync.stats()
+
+
+class Messages:
+    """A bounded stream of one filter's messages, for one reader; see ``messages()``."""
+
+    _loop: asyncio.AbstractEventLoop
+
+    def __init__(self, client: AsyncMQTTClient, topic_filter: str, qos: int, maxsize: int,
+                 policy: QueuePolicy) -> None:
+        self.filter, self._client, self._qos = topic_filter, client, qos
+        self._maxsize, self._policy = maxsize, policy
+        self._items: deque[Message] = deque()
+        self._lock = threading.Condition()  # "block": workers wait here for room
+        self._wakeup: asyncio.Future[None] | None = None  # the reader waits here for items
+        self._sub: Subscription | None = None
+        self._closed = False
+
+    async def __aenter__(self) -> Messages:
+        self._client._loop = self._loop = asyncio.get_running_loop()
+        self._sub = await asyncio.to_thread(self._client.sync.subscribe, self.filter,
+                                            self._offer, self._qos)
+        self._client._streams.add(self)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Unsubscribe and end iteration (after what is queued); on the loop. Idempotent."""
+        with self._lock:
+            was_closed, self._closed = self._closed, True
+            self._lock.notify_all()
+            wakeup, self._wakeup = self._wakeup, None
+        if wakeup is not None:
+            _resolve(wakeup, None)
+        if self._sub is not None and not was_closed:
+            self._client.sync.unsubscribe(self._sub)
+        self._client._streams.discard(self)
+
+    def __aiter__(self) -> AsyncIterator[Message]:
+        return self if self._sub is not None or self._closed else self._owned()
+
+    async def __anext__(self) -> Message:
+        while True:
+            with self._lock:
+                if self._items:
+                    self._lock.notify()
+                    return self._items.popleft()
+                if self._closed:
+                    raise StopAsyncIteration
+                self._wakeup = wakeup = self._loop.create_future()
+            await wakeup
+
+    async def _owned(self) -> AsyncIterator[Message]:
+        await self.__aenter__()  # plain `async for`: subscribe now, unsubscribe at the end
+        try:
+            async for message in self:
+                yield message
+        finally:
+            self.close()
+
+    def _offer(self, message: Message) -> None:  # on a worker thread
+        with self._lock:
+            while (self._policy == "block" and len(self._items) >= self._maxsize
+                   and not self._closed):
+                self._lock.wait()
+            if self._closed:
+                return
+            if len(self._items) >= self._maxsize:
+                self._client.sync._counters.add("dropped")
+                if self._policy == "drop_newest":
+                    return
+                self._items.popleft()
+            self._items.append(message)
+            wakeup, self._wakeup = self._wakeup, None
+        if wakeup is not None:
+            _call_soon(self._loop, _resolve, wakeup, None)
+
+
+async def _acked(handle: PublishHandle, timeout: float | None) -> PublishHandle:
+    if handle.qos == 0:
+        return handle
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    handle.add_done_callback(lambda h: _call_soon(loop, _resolve, done, None))
+    try:
+        async with asyncio.timeout(timeout):
+            await done
+    except TimeoutError:
+        raise PublishError(f"no ack for publish to {handle.topic!r} within {timeout} s") from None
+    handle.wait(0)  # raises PublishError when the broker refused it
+    return handle
+
+
+def _resolve(future: asyncio.Future[Any], value: Any) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, func: Callable[..., None], *args: Any) -> None:
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
+        loop.call_soon_threadsafe(func, *args)
