@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tars_mqtt import ConfigError, Message, MQTTClient, MQTTError, PublishError, PublishHandle
@@ -153,17 +153,28 @@ def _sdnotify() -> Any:
         return None
 
 
-def serve(client: MQTTClient) -> int:
+def serve(client: MQTTClient, *, on_stopping: Callable[[], None] | None = None) -> int:
     """Run ``client`` until SIGTERM/SIGINT, then stop it cleanly; the process's exit code.
 
     Uses :func:`services.sdnotify.serve` (systemd READY/WATCHDOG/STOPPING) when present.
+    ``on_stopping`` runs once stopping has begun, while the client still publishes (e.g.
+    to end a motion and report it).
     """
     sdnotify = _sdnotify()
     try:
         if sdnotify is None:
             client.run_forever()
             return 0
-        return int(sdnotify.serve(client))
+        notifier = sdnotify.Notifier()
+        if on_stopping is not None:
+            stopping = notifier.stopping
+
+            def stop_then_notify() -> None:
+                on_stopping()
+                stopping()
+
+            notifier.stopping = stop_then_notify
+        return int(sdnotify.serve(client, notifier=notifier))
     except MQTTError as exc:
         log.error("%s: %s", client.config.client_id, exc)
         client.stop()

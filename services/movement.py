@@ -65,6 +65,7 @@ class Movement:
         self.tally = Tally()
         self._lock = threading.Lock()  # the running job, and the order of status events
         self._running = False
+        self._idle = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._jobs: queue.Queue[tuple[Message, Verdict] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._motions, name="tars-movement-motion",
@@ -113,6 +114,7 @@ class Movement:
                 event, error = "failed", str(exc) or type(exc).__name__
             with self._lock:
                 self._running = False
+                self._idle.notify_all()
                 self.tally.add(event)
                 self._answer(msg, event, verdict.action, error=error, angles=self.rig.angles())
 
@@ -130,6 +132,12 @@ class Movement:
                 self.client.reply(msg, RESULT_TYPE, data)
             except PublishError as exc:
                 log.warning("reply to %s not sent: %s", msg.reply_to, exc)
+
+    def halt(self, timeout: float = 5.0) -> None:
+        """Stop any motion and wait until it has reported ``stopped`` (at shutdown)."""
+        with self._idle:
+            self._stop.set()
+            self._idle.wait_for(lambda: not self._running, timeout)
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop any motion, end the motion thread, release the pins. Idempotent."""
@@ -150,7 +158,7 @@ def main() -> int:
         return 2
     service = Movement(client, rig)
     try:
-        return serve(client)
+        return serve(client, on_stopping=service.halt)
     finally:
         service.close()
         log.info("movement stopped; counts %s", service.tally.as_dict())
