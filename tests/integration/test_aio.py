@@ -7,16 +7,19 @@ under an overall deadline.
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tars_mqtt import Message, MQTTClient, MQTTConfig, PublishHandle, RequestTimeout
 from tars_mqtt.aio import AsyncMQTTClient
+from tars_mqtt.testing import Broker
 
 MakeAsync = Callable[..., AsyncMQTTClient]
 
@@ -319,3 +322,13 @@ def test_the_loop_keeps_ticking_while_awaiting(make_async: MakeAsync) -> None:
         assert stop_ticks > 0
 
     run(main())
+
+
+def test_example_runs(broker: Broker) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MQTT_")}
+    env["MQTT_URL"] = broker.url
+    example = Path(__file__).parents[2] / "examples" / "async_service.py"
+    out = subprocess.run([sys.executable, str(example)], env=env, capture_output=True,
+                         text=True, timeout=45, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "llm says: olleh, srat, klaw" in out.stdout

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -80,6 +84,11 @@ class RawV5:
         self.client.loop_stop()
 
 
+def prop(msg: paho.MQTTMessage, name: str) -> Any:
+    """A v5 property of a received message (paho sets them dynamically)."""
+    return getattr(msg.properties, name, None)
+
+
 @pytest.fixture
 def raw_v5(broker: Broker) -> Any:
     clients: list[RawV5] = []
@@ -120,9 +129,8 @@ def test_request_carries_envelope_reply_to_and_v5_properties(
     msg = raw.messages[0]
     wire = ujson.loads(msg.payload)
     assert wire["reply_to"] == f"system/reply/{client.config.client_id}"
-    assert msg.properties is not None
-    assert msg.properties.ResponseTopic == wire["reply_to"]
-    assert msg.properties.CorrelationData == wire["id"].encode()
+    assert prop(msg, "ResponseTopic") == wire["reply_to"]
+    assert prop(msg, "CorrelationData") == wire["id"].encode()
 
 
 def test_timeout_raises_and_forgets_the_request(make_client: MakeClient) -> None:
@@ -219,10 +227,8 @@ def test_raw_v5_client_answers_with_properties_only(
     raw = raw_v5()
 
     def answer(msg: paho.MQTTMessage) -> None:
-        props = msg.properties
-        assert props is not None
-        raw.client.publish(props.ResponseTopic, b"pong", qos=1, properties=_reply_props(
-            props.CorrelationData))
+        raw.client.publish(prop(msg, "ResponseTopic"), b"pong", qos=1,
+                           properties=_reply_props(prop(msg, "CorrelationData")))
 
     raw.on_message = answer
     raw.subscribe("svc/raw")
@@ -258,8 +264,7 @@ def test_reply_answers_a_raw_v5_request(make_client: MakeClient,
 
     assert raw.got.wait(5), "no reply reached the raw client"
     msg = raw.messages[0]
-    assert msg.properties is not None
-    assert msg.properties.CorrelationData == b"req-0001"
+    assert prop(msg, "CorrelationData") == b"req-0001"
     wire = ujson.loads(msg.payload)
     assert wire["correlate"] == "req-0001"
     assert wire["data"] == {"echo": "hello"}
@@ -269,3 +274,13 @@ def test_reply_refuses_a_message_that_is_no_request(make_client: MakeClient) -> 
     client = make_client()
     with pytest.raises(ValueError, match="no reply_to"):
         client.reply(Message(topic="a/b", payload=b"{}"), "x.result", {})
+
+
+def test_example_runs(broker: Broker) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MQTT_")}
+    env["MQTT_URL"] = broker.url
+    example = Path(__file__).parents[2] / "examples" / "request_reply.py"
+    out = subprocess.run([sys.executable, str(example)], env=env, capture_output=True,
+                         text=True, timeout=45, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "llm says: HELLO TARS" in out.stdout
