@@ -12,6 +12,8 @@ import contextlib
 import logging
 import random
 import socket
+import ssl
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -215,8 +217,16 @@ class Transport:
     def _handle_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         cfg = self.config
         if not self.first_result.is_set():
-            self.first_error = ConnectError(
-                f"broker {cfg.host}:{cfg.port} is unreachable", reason="unreachable")
+            # paho calls this inside its ``except OSError``: the exception says why.
+            exc = sys.exc_info()[1]
+            if isinstance(exc, ssl.SSLError):  # reachable, but the TLS handshake failed
+                self.first_error = ConnectError(
+                    f"TLS handshake with broker {cfg.host}:{cfg.port} failed: {exc}",
+                    reason="tls")
+            else:
+                detail = f" ({exc})" if exc is not None else ""
+                self.first_error = ConnectError(
+                    f"broker {cfg.host}:{cfg.port} is unreachable{detail}", reason="unreachable")
             self.first_result.set()
         self._set_next_delay()
 
