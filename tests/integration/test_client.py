@@ -15,7 +15,7 @@ from collections.abc import Callable
 import paho.mqtt.client as paho
 import pytest
 
-from tars_mqtt import Message, MQTTClient, MQTTConfig, PublishError, PublishHandle
+from tars_mqtt import Envelope, Message, MQTTClient, MQTTConfig, PublishError, PublishHandle
 from tars_mqtt.testing import Broker
 from tests.tars_mqtt.support import WAIT, Collector, wait_until
 
@@ -309,3 +309,31 @@ def test_protocol_and_paho_escape_hatch(make_client: MakeClient, broker: Broker,
 
 def test_default_protocol_is_mqtt5(make_config: Callable[..., MQTTConfig]) -> None:
     assert MQTTClient(make_config()).paho.protocol == paho.MQTTv5
+
+
+@pytest.mark.parametrize(("ttl", "expected"), [(60.0, 1), (0.0, 2)])
+def test_dedupe_drops_a_repeated_envelope(make_client: MakeClient, ttl: float,
+                                          expected: int) -> None:
+    """The same envelope twice (a QoS 1 redelivery, a republish) reaches a handler once."""
+    client = make_client(dedupe_ttl=ttl)
+    got, end = Collector(), Collector()
+    client.subscribe("dedupe/t", got, qos=1)
+    client.subscribe("dedupe/end", end, qos=1)
+    once = Envelope(type="test.once", source="elsewhere", data={"n": 1}).encode()
+    client.publish("dedupe/t", once, qos=1).wait(WAIT)
+    client.publish("dedupe/t", once, qos=1).wait(WAIT)
+    client.publish_event("dedupe/t", "test.other", {"n": 2}).wait(WAIT)
+    client.publish("dedupe/end", b"end", qos=1).wait(WAIT)
+    assert end.wait_for(1) and got.wait_for(expected + 1)
+    client.stop(WAIT)
+    assert [m.data["n"] for m in got.messages] == [1] * expected + [2]
+    assert client.stats().duplicates == 2 - expected
+
+
+def test_threads_are_named(make_client: MakeClient) -> None:
+    before = {t.ident for t in threading.enumerate()}
+    client = make_client(workers=3)
+    names = sorted(t.name for t in threading.enumerate() if t.ident not in before)
+    assert [n for n in names if n.startswith("tars-mqtt-worker-")] == [
+        "tars-mqtt-worker-0", "tars-mqtt-worker-1", "tars-mqtt-worker-2"]
+    assert f"tars-mqtt-timer-{client.config.client_id}" in names

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import socket
 import subprocess
 import threading
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tars_mqtt import ConnectError, MQTTClient, MQTTConfig, MQTTError
-from tars_mqtt.testing import Broker, free_port
+from tars_mqtt.testing import Broker, free_port, wait_for_port
 from tests.tars_mqtt.support import WAIT, Collector
 
 MakeConfig = Callable[..., MQTTConfig]
@@ -189,3 +190,66 @@ def test_start_twice_is_an_error(make_client: Callable[..., MQTTClient]) -> None
     client = make_client()
     with pytest.raises(MQTTError, match="already running"):
         client.start()
+
+
+_CERTS = """
+set -e
+ec="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+openssl req -x509 $ec -keyout ca.key -out ca.pem -days 2 -subj /CN=tars-test-ca
+openssl req $ec -keyout server.key -out server.csr -subj /CN=127.0.0.1
+printf "subjectAltName=IP:127.0.0.1\\n" > san.cnf
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \\
+    -extfile san.cnf -out server.pem
+openssl req -x509 $ec -keyout stranger.key -out stranger.pem -days 2 -subj /CN=stranger
+"""
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A throwaway CA, a server certificate for 127.0.0.1 it signed, and an unrelated CA."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make test certificates")
+    where = tmp_path_factory.mktemp("certs")
+    subprocess.run(["sh", "-c", _CERTS], cwd=where, check=True, capture_output=True)
+    return where
+
+
+@pytest.fixture
+def tls_broker(tmp_path: Path, certs: Path) -> Iterator[tuple[Broker, int]]:
+    """The fixture's plain listener plus a TLS listener; yields (broker, TLS port)."""
+    tls_port = free_port()
+    broker = Broker(tmp_path / "tls", extra=(
+        f"listener {tls_port} 127.0.0.1\ncafile {certs}/ca.pem\n"
+        f"certfile {certs}/server.pem\nkeyfile {certs}/server.key"))
+    broker.start()
+    wait_for_port(tls_port)
+    yield broker, tls_port
+    broker.stop()
+
+
+def test_mqtts_with_the_brokers_ca(tls_broker: tuple[Broker, int], certs: Path,
+                                   make_config: MakeConfig, clients: list[MQTTClient]) -> None:
+    _, tls_port = tls_broker
+    client = MQTTClient(make_config(url=f"mqtts://127.0.0.1:{tls_port}",
+                                    tls_ca=str(certs / "ca.pem")))
+    clients.append(client)
+    client.start(timeout=WAIT)
+    got = Collector()
+    client.subscribe("tls/t", got, qos=1)
+    client.publish_event("tls/t", "test.tls", {"secure": True}).wait(WAIT)
+    assert got.wait_for(1) and got.messages[0].data == {"secure": True}
+
+
+def test_mqtts_with_an_untrusted_certificate(tls_broker: tuple[Broker, int], certs: Path,
+                                             make_config: MakeConfig,
+                                             clients: list[MQTTClient]) -> None:
+    _, tls_port = tls_broker
+    client = MQTTClient(make_config(url=f"mqtts://127.0.0.1:{tls_port}",
+                                    tls_ca=str(certs / "stranger.pem")))
+    clients.append(client)
+    with pytest.raises(ConnectError) as caught:
+        client.start(timeout=WAIT)
+    # reachable but not trusted: "tls", not "unreachable" (which sends people to the cables)
+    assert caught.value.reason == "tls"
+    assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
+    assert f"127.0.0.1:{tls_port}" in str(caught.value)
