@@ -1,61 +1,230 @@
-"""The main job (for now): a tiny service on tars_mqtt against its own mosquitto.
+"""The main demo: TARS's three services on mock pins, and a scripted scene through them.
 
-Starts mosquitto on a free loopback port (or uses ``MQTT_URL``), runs a service that
-answers pings, publishes a few pings and prints what flows. The services issue grows
-this into the full robot scene.
+Starts mosquitto on a free loopback port (or uses ``$MQTT_URL``), runs ``movement``,
+``wake`` and ``router`` as separate processes on mock pins, and plays: the wake button
+is pressed; "please wave" is heard; TARS waves and says so; "what is the weather" is
+heard and, with no LLM running, the fallback is said; a long press cancels. It prints
+every message as it flows and the servo angles at the end, then stops everything with
+SIGTERM. Exit 0 when every step happened in time, else 1 naming the step.
+
+A speech stub (its own client, ``speech``) answers ``tts/say`` with ``tts/status``
+speaking_start, then speaking_end after a reading time, cut short by ``tts/control`` stop.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tars_mqtt import Message, MQTTClient, MQTTConfig
 from tars_mqtt.testing import Broker
 
+from . import topics as t
+from .common import env_float, publish
+from .conversation import FALLBACK
+
+SERVICES = ("movement", "wake", "router")
+SERVICE_ENV = {"GPIOZERO_PIN_FACTORY": "mock", "TARS_WAKE_SIMULATE": "1",
+               "TARS_WAKE_HOLD_TIME": "0.5", "TARS_ROUTER_LLM_TIMEOUT": "1.5"}
+Expect = tuple[str, dict[str, Any]]
+SCENE: tuple[tuple[str, str, dict[str, Any], tuple[Expect, ...]], ...] = (
+    ("the wake button is pressed", "wake/simulate", {"action": "press"}, (
+        ("wake/event", {"type": "wake", "source": "button"}),
+        ("system/state", {"state": "listening"}))),
+    ('"please wave" is heard', "stt/final", {"text": "please wave"}, (
+        ("system/state", {"state": "thinking"}), ("movement/command", {"action": "wave"}),
+        ("movement/status", {"event": "started", "action": "wave"}),
+        ("tts/say", {"text": "Okay, waving."}), ("system/state", {"state": "speaking"}),
+        ("movement/status", {"event": "completed", "action": "wave"}),
+        ("system/state", {"state": "idle"}))),
+    ('"what is the weather" is heard (no LLM is running)', "stt/final",
+     {"text": "what is the weather"}, (
+        ("system/state", {"state": "thinking"}),
+        ("llm/request", {"text": "what is the weather"}),
+        ("tts/say", {"text": FALLBACK}), ("system/state", {"state": "speaking"}))),
+    ("the wake button is held (long press)", "wake/simulate", {"action": "hold"}, (
+        ("wake/event", {"type": "cancel", "source": "button"}),
+        ("tts/control", {"action": "stop"}), ("system/state", {"state": "idle"}))),
+)
+
+
+class Failed(Exception):
+    """A step of the scene did not happen in time."""
+
+
+def short(msg: Message) -> str:
+    """The data in one short line (stats and angles left out)."""
+    if not isinstance(msg.data, dict):
+        return msg.text[:60]
+    text = " ".join(f"{k}={v}" for k, v in msg.data.items() if k not in ("stats", "angles"))
+    return text if len(text) <= 72 else text[:69] + "..."
+
+
+class Timeline:
+    """Prints every message; waits for the ones a step expects (live ones, not retained)."""
+
+    def __init__(self, t0: float, procs: dict[str, subprocess.Popen[bytes]]) -> None:
+        self.t0, self.procs, self.seen = t0, procs, list[Message]()
+        self._cond = threading.Condition()
+
+    def on_message(self, msg: Message) -> None:
+        source = msg.envelope.source if msg.envelope else "?"
+        with self._cond:
+            print(f"{time.monotonic() - self.t0:7.3f}s  {source:<9} {msg.topic:<26}"
+                  f" {msg.type or '-':<17} {short(msg)}", flush=True)
+            self.seen.append(msg)
+            self._cond.notify_all()
+
+    def mark(self) -> int:
+        with self._cond:
+            return len(self.seen)
+
+    def expect(self, after: int, topic: str, fields: dict[str, Any], timeout: float) -> Message:
+        def find() -> Message | None:
+            return next((m for m in self.seen[after:] if m.topic == topic and not m.retain
+                         and isinstance(m.data, dict)
+                         and all(m.data.get(k) == v for k, v in fields.items())), None)
+
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while (found := find()) is None:
+                dead = [f"{n} exited with code {p.returncode}" for n, p in self.procs.items()
+                        if p.poll() is not None]
+                if dead or time.monotonic() >= deadline:
+                    why = "; ".join(dead) or f"not within {timeout:g} s"
+                    raise Failed(f"no {topic} {fields}: {why}")
+                self._cond.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+            return found
+
+
+class SpeechStub:
+    """Says ``tts/say`` texts by announcing them: start, a reading time, end."""
+
+    def __init__(self, client: MQTTClient) -> None:
+        self.client, self._hush = client, threading.Event()
+        client.subscribe(t.TTS_SAY.name, self.on_say, qos=1)
+        client.subscribe(t.TTS_CONTROL.name, lambda msg: self._hush.set(), qos=1)
+
+    def on_say(self, msg: Message) -> None:
+        data = msg.data if isinstance(msg.data, dict) else {}
+        status = {"utt_id": data["utt_id"]} if isinstance(data.get("utt_id"), str) else {}
+        self._hush.clear()
+        publish(self.client, t.TTS_STATUS, {"event": "speaking_start", **status})
+        self._hush.wait(min(4.0, max(0.5, 0.05 * len(str(data.get("text", ""))))))
+        publish(self.client, t.TTS_STATUS, {"event": "speaking_end", **status})
+
+
+def play(url: str, workdir: Path, step_timeout: float) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MQTT_CLIENT_ID"}
+    env.update(SERVICE_ENV, MQTT_URL=url)
+    base = MQTTConfig.from_env(environ=env, client_id="demo")
+    quiet = dataclasses.replace(base, enable_health=False, enable_heartbeat=False)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    timeline = Timeline(time.monotonic(), procs)
+    with MQTTClient(quiet) as watcher, \
+            MQTTClient(dataclasses.replace(quiet, client_id="speech", source="speech")) as speech:
+        watcher.subscribe("#", timeline.on_message, qos=1)
+        SpeechStub(speech)
+        mark = timeline.mark()
+        failure = None
+        try:
+            print(f"── starting {', '.join(SERVICES)} (logs in {workdir})", flush=True)
+            for name in SERVICES:
+                with open(workdir / f"{name}.log", "wb") as log:
+                    procs[name] = subprocess.Popen([sys.executable, "-m", f"services.{name}"],
+                                                   env=env, stdout=log, stderr=log)
+            for name in SERVICES:
+                timeline.expect(mark, f"system/health/{name}", {"event": "ready"}, 30)
+            for n, (title, topic, data, expects) in enumerate(SCENE, 1):
+                print(f"── step {n}: {title}", flush=True)
+                mark = timeline.mark()
+                publish(watcher, t.spec_for(topic), data)
+                for want in expects:
+                    try:
+                        timeline.expect(mark, *want, step_timeout)
+                    except Failed as exc:
+                        raise Failed(f"step {n} ({title}): {exc}") from None
+            show_angles(timeline)
+        except Failed as exc:
+            failure = exc
+        finally:  # whatever happened, no service outlives the demo
+            print("── stopping the services (SIGTERM)", flush=True)
+            mark = timeline.mark()
+            try:
+                stop_all(procs, lambda name: timeline.expect(
+                    mark, f"system/health/{name}", {"event": "shutdown"}, 10))
+            except Failed as exc:
+                extra = "; ".join(p for p in str(exc).split("; ") if p not in str(failure))
+                if extra:
+                    failure = Failed(f"{failure}; and then: {extra}" if failure else extra)
+        if failure is not None:
+            raise failure
+
+
+def show_angles(timeline: Timeline) -> None:
+    last = [m for m in timeline.seen if m.topic == "movement/status"
+            and isinstance(m.data, dict) and "angles" in m.data][-1]
+    print(f"── servo angles at the end (after {last.data['action']} {last.data['event']}):")
+    for joint, angle in last.data["angles"].items():
+        print(f"     {joint:<13} {angle:7.2f}°")
+
+
+def stop_all(procs: dict[str, subprocess.Popen[bytes]],
+             said_goodbye: Callable[[str], Message]) -> None:
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    problems = []
+    for name, proc in procs.items():
+        try:
+            code = proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait(15)
+        if code != 0:
+            problems.append(f"{name} exited with code {code}")
+        else:
+            try:
+                said_goodbye(name)
+            except Failed as exc:
+                problems.append(f"{name}: {exc}")
+    if problems:
+        raise Failed("; ".join(problems))
+
 
 def main() -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="tars-demo-"))
     broker = None
-    url = os.environ.get("MQTT_URL")
-    if not url:
-        broker = Broker(Path(tempfile.mkdtemp(prefix="tars-demo-"))).start()
-        url = broker.url
-        print(f"demo: mosquitto on {url}")
-    t0 = time.monotonic()
-    done = threading.Event()
-    pongs: list[Message] = []
     try:
-        with MQTTClient(MQTTConfig(url=url, client_id="demo-service")) as service, \
-                MQTTClient(MQTTConfig(url=url, client_id="demo-caller")) as caller:
-
-            @service.subscribe("demo/ping", qos=1)
-            def on_ping(msg: Message) -> None:
-                service.publish_event("demo/pong", "demo.pong", {"n": msg.data["n"]},
-                                      correlate=msg.envelope.id if msg.envelope else None)
-
-            def on_any(msg: Message) -> None:
-                print(f"{time.monotonic() - t0:6.3f}s  {msg.topic:<28} {msg.type or '-':<16}"
-                      f" {msg.data}")
-                if msg.topic == "demo/pong":
-                    pongs.append(msg)
-                    if len(pongs) == 3:
-                        done.set()
-
-            caller.subscribe("#", on_any, qos=1)
-            for n in range(3):
-                caller.publish_event("demo/ping", "demo.ping", {"n": n}).wait(5)
-            if not done.wait(10):
-                print("demo: FAILED: not every ping was answered within 10 s", file=sys.stderr)
-                return 1
-        print("demo: ok, 3 pings answered")
-        return 0
+        step_timeout = env_float(os.environ, "TARS_DEMO_STEP_TIMEOUT", 10.0, low=0.5)
+        url = os.environ.get("MQTT_URL", "").strip()
+        if not url:
+            broker = Broker(workdir / "broker").start()
+            url = broker.url
+        print(f"demo: broker {url}", flush=True)
+        play(url, workdir, step_timeout)
+    except Exception as exc:  # every failure ends the same way: the reason, logs, exit 1
+        print(f"demo: FAILED: {exc}", file=sys.stderr, flush=True)
+        for log in sorted(workdir.glob("*.log")):
+            tail = log.read_text(errors="replace").splitlines()[-15:]
+            print(f"── {log.name} (last lines)\n" + "\n".join(tail), file=sys.stderr)
+        return 1
     finally:
         if broker is not None:
             broker.stop()
+    print("demo: ok, every step of the scene happened; all services stopped cleanly (exit 0)")
+    shutil.rmtree(workdir, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,73 @@
+"""The README's main command: ``python -m services.demo`` plays the scene and exits 0.
+
+And it fails loudly: a service that cannot start, or a step that does not happen in
+time, is named, and the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_demo(**env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k != "MQTT_URL"}
+    environ.update(GPIOZERO_PIN_FACTORY="mock", **env)
+    return subprocess.run([sys.executable, "-m", "services.demo"], cwd=ROOT, env=environ,
+                          capture_output=True, text=True, timeout=90)
+
+
+@pytest.mark.timeout(100)
+def test_the_demo_plays_the_whole_scene_and_exits_0() -> None:
+    done = run_demo()
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    lines = out.splitlines()
+
+    def line(pattern: str) -> int:
+        """Index of the first timeline line matching ``pattern``."""
+        found = [i for i, text in enumerate(lines) if re.search(pattern, text)]
+        assert found, f"no line matching {pattern!r} in:\n{out}"
+        return found[0]
+
+    order = [
+        line(r"wake\s+wake/event\s+wake\.event\s+type=wake source=button"),
+        line(r"router\s+system/state\s+system\.state\s+state=listening"),
+        line(r"router\s+movement/command\s+movement\.command\s+action=wave"),
+        line(r"router\s+tts/say\s+tts\.say\s+text=Okay, waving\."),
+        line(r"movement\s+movement/status\s+movement\.status\s+event=completed action=wave"),
+        line(r"router\s+llm/request\s+llm\.request\s+text=what is the weather"),
+        line(r"tts/say\s+tts\.say\s+text=Sorry, I cannot think right now"),
+        line(r"wake\s+wake/event\s+wake\.event\s+type=cancel"),
+        line(r"router\s+tts/control\s+tts\.control\s+action=stop"),
+        line(r"servo angles at the end"),
+    ]
+    assert order == sorted(order), out
+    assert re.search(r"right_arm\s+-?\d+\.\d\d°", out)
+    for name in ("movement", "wake", "router"):
+        line(rf"{name}\s+system/health/{name}\s+system\.health\s+ok=False event=shutdown")
+    assert "demo: ok" in lines[-1]
+
+
+@pytest.mark.timeout(60)
+def test_a_service_that_cannot_start_fails_the_demo_naming_it(tmp_path: Path) -> None:
+    done = run_demo(TARS_CALIBRATION=str(tmp_path / "missing.toml"))
+    assert done.returncode == 1
+    assert "demo: FAILED: no system/health/movement" in done.stderr
+    assert "movement exited with code 2" in done.stderr
+    assert "missing.toml" in done.stderr  # the movement log's tail says why
+
+
+@pytest.mark.timeout(60)
+def test_a_step_that_does_not_happen_in_time_fails_the_demo_naming_it() -> None:
+    done = run_demo(TARS_DEMO_STEP_TIMEOUT="0.5")  # the LLM timeout alone is 1.5 s
+    assert done.returncode == 1
+    assert re.search(r"demo: FAILED: step \d \(.+\): no \S+ .* not within 0\.5 s", done.stderr), \
+        done.stderr
