@@ -17,16 +17,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_demo(**env: str) -> subprocess.CompletedProcess[str]:
+def run_demo(tmp: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """The demo, its work directory (kept when it fails) under ``tmp``."""
     environ = {k: v for k, v in os.environ.items() if k != "MQTT_URL"}
-    environ.update(GPIOZERO_PIN_FACTORY="mock", **env)
+    environ.update(GPIOZERO_PIN_FACTORY="mock", TMPDIR=str(tmp), **env)
     return subprocess.run([sys.executable, "-m", "services.demo"], cwd=ROOT, env=environ,
                           capture_output=True, text=True, timeout=90)
 
 
 @pytest.mark.timeout(100)
-def test_the_demo_plays_the_whole_scene_and_exits_0() -> None:
-    done = run_demo()
+def test_the_demo_plays_the_whole_scene_and_exits_0(tmp_path: Path) -> None:
+    done = run_demo(tmp_path)
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
     lines = out.splitlines()
@@ -54,11 +55,12 @@ def test_the_demo_plays_the_whole_scene_and_exits_0() -> None:
     for name in ("movement", "wake", "router"):
         line(rf"{name}\s+system/health/{name}\s+system\.health\s+ok=False event=shutdown")
     assert "demo: ok" in lines[-1]
+    assert list(tmp_path.glob("tars-demo-*")) == []  # cleaned up after a success
 
 
 @pytest.mark.timeout(60)
 def test_a_service_that_cannot_start_fails_the_demo_naming_it(tmp_path: Path) -> None:
-    done = run_demo(TARS_CALIBRATION=str(tmp_path / "missing.toml"))
+    done = run_demo(tmp_path, TARS_CALIBRATION=str(tmp_path / "missing.toml"))
     assert done.returncode == 1
     assert "demo: FAILED: no system/health/movement" in done.stderr
     assert "movement exited with code 2" in done.stderr
@@ -66,8 +68,8 @@ def test_a_service_that_cannot_start_fails_the_demo_naming_it(tmp_path: Path) ->
 
 
 @pytest.mark.timeout(60)
-def test_a_step_that_does_not_happen_in_time_fails_the_demo_naming_it() -> None:
-    done = run_demo(TARS_DEMO_STEP_TIMEOUT="0.5")  # the LLM timeout alone is 1.5 s
+def test_a_step_that_does_not_happen_in_time_fails_the_demo_naming_it(tmp_path: Path) -> None:
+    done = run_demo(tmp_path, TARS_DEMO_STEP_TIMEOUT="0.5")  # the LLM timeout alone is 1.5 s
     assert done.returncode == 1
     assert re.search(r"demo: FAILED: step \d \(.+\): no \S+ .* not within 0\.5 s", done.stderr), \
         done.stderr
