@@ -179,18 +179,20 @@ class MQTTClient:
 
     def run_forever(self) -> None:
         """Start if needed, block until SIGINT/SIGTERM or ``stop()``, then stop cleanly."""
-        if self._state == "new":
-            self.start()
         previous: dict[signal.Signals, Any] = {}
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
             log.info("signal %s: stopping", signal.Signals(signum).name)
             self._stopped.set()
 
+        # Handlers before start(): a SIGTERM while still connecting (systemd stopping a
+        # service that is starting) must end in a clean stop, not the default kill.
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 previous[signum] = signal.signal(signum, on_signal)
         try:
+            if self._state == "new":
+                self.start()
             while not self._stopped.wait(1.0):
                 if self._transport.fatal_error is not None:
                     raise self._transport.fatal_error
