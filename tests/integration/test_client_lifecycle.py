@@ -151,3 +151,45 @@ def test_run_forever_stops_cleanly_on_a_signal(
     assert b"clean exit" in out
     assert got.wait_for(2)
     assert _health_events(got) == ["ready", "shutdown"]  # not the "offline" will
+
+
+_SLOW_STARTER = """
+import sys
+from tars_mqtt import MQTTClient, MQTTConfig
+
+class HeldStart(MQTTClient):
+    def start(self, timeout=10.0):
+        result = super().start(timeout)
+        print("connected", flush=True)
+        sys.stdin.readline()  # start() "still running" until the test says go
+        return result
+
+client = HeldStart(MQTTConfig(url=sys.argv[1], client_id=sys.argv[2]))
+client.run_forever()
+print("clean exit", flush=True)
+"""
+
+
+@pytest.mark.timeout(30)
+def test_sigterm_while_run_forever_is_still_starting(broker: Broker,
+                                                     make_client: MakeClient) -> None:
+    """systemd may stop a service that is still connecting: that too is a clean stop."""
+    client_id = "svc-early-term"
+    watcher = make_client(enable_heartbeat=False)
+    got = Collector()
+    watcher.subscribe(f"system/health/{client_id}", got, qos=1)
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_STARTER, broker.url, client_id],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        assert proc.stdout.readline() == b"connected\n"
+        proc.send_signal(signal.SIGTERM)  # start() has not returned yet
+        out, err = proc.communicate(b"go\n", timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, f"killed by the signal? rc={proc.returncode} {err!r}"
+    assert b"clean exit" in out
+    assert got.wait_for(2) and _health_events(got)[-1] == "shutdown"
