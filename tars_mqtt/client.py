@@ -94,6 +94,7 @@ class MQTTClient:
         self._last_inbound = time.monotonic()
         self._disconnected_at = time.monotonic()
         self._stopped = threading.Event()
+        self._flushed = threading.Event()  # first health + offline backlog handed to paho
         self._health_topic = health_topic(cid)
         self._reply_topic = reply_topic(cid)
         will = None
@@ -147,6 +148,9 @@ class MQTTClient:
             raise
         self._dispatcher.start()
         self._ticker.start()
+        # 'ready' goes out before start() returns, so a service's own first health
+        # (an 'error' found at boot) is never overwritten by it.
+        self._flushed.wait(max(0.0, deadline - time.monotonic()))
         with self._lock:
             self._state = "running"
         log.info("client %s connected to %s:%s", cfg.client_id, cfg.host, cfg.port)
@@ -426,7 +430,8 @@ class MQTTClient:
         self._dispatcher.submit(inbound, subs)
 
     def _on_ack(self, mid: int, result: Any) -> None:
-        self._last_inbound = time.monotonic()
+        # Not proof of a live link: paho "acks" QoS 0 once written to the socket, which a
+        # half-open link accepts for ever. The watchdog trusts inbound messages only.
         self._acks.settle(mid, result)
 
     # Ticker thread -------------------------------------------------------------------
@@ -435,6 +440,7 @@ class MQTTClient:
         if self.config.enable_health and self._state != "stopped":
             health = self._health_item(True, "ready" if self._connects <= 1 else "reconnected")
         self._flush(ahead=health)
+        self._flushed.set()
 
     def _flush(self, ahead: Outgoing | None = None, behind: Outgoing | None = None) -> None:
         """Hand the offline backlog to paho in order, health ahead of or behind it.
