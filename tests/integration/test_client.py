@@ -11,9 +11,11 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import paho.mqtt.client as paho
 import pytest
+from dataclasses_json import dataclass_json
 
 from tars_mqtt import Envelope, Message, MQTTClient, MQTTConfig, PublishError, PublishHandle
 from tars_mqtt.testing import Broker
@@ -57,6 +59,24 @@ def test_message_fields_for_events_and_raw_json(make_client: MakeClient) -> None
     assert (event.data, event.correlate) == ({"event": "started"}, "cmd-1")
     assert event.envelope.source == client.config.source and event.envelope.seq is not None
     assert (raw.envelope, raw.data, raw.payload) == (None, {"plain": True}, b'{"plain":true}')
+
+
+@dataclass_json
+@dataclass
+class MoveCommand:
+    action: str
+    speed: float = 1.0
+
+
+def test_publish_event_with_a_dataclass(make_client: MakeClient) -> None:
+    client = make_client()
+    got = Collector()
+    client.subscribe("movement/command", got, qos=1)
+    client.publish_event("movement/command", "movement.command",
+                         MoveCommand("wave", 0.5)).wait(WAIT)
+    assert got.wait_for(1)
+    assert got.messages[0].data == {"action": "wave", "speed": 0.5}
+    assert MoveCommand.from_dict(got.messages[0].data) == MoveCommand("wave", 0.5)  # type: ignore[attr-defined]
 
 
 def test_retained_messages(make_client: MakeClient) -> None:
@@ -331,9 +351,9 @@ def test_dedupe_drops_a_repeated_envelope(make_client: MakeClient, ttl: float,
 
 
 def test_threads_are_named(make_client: MakeClient) -> None:
-    before = {t.ident for t in threading.enumerate()}
+    before = set(threading.enumerate())
     client = make_client(workers=3)
-    names = sorted(t.name for t in threading.enumerate() if t.ident not in before)
+    names = sorted(t.name for t in set(threading.enumerate()) - before)
     assert [n for n in names if n.startswith("tars-mqtt-worker-")] == [
         "tars-mqtt-worker-0", "tars-mqtt-worker-1", "tars-mqtt-worker-2"]
     assert f"tars-mqtt-timer-{client.config.client_id}" in names
