@@ -357,3 +357,42 @@ def test_threads_are_named(make_client: MakeClient) -> None:
     assert [n for n in names if n.startswith("tars-mqtt-worker-")] == [
         "tars-mqtt-worker-0", "tars-mqtt-worker-1", "tars-mqtt-worker-2"]
     assert f"tars-mqtt-timer-{client.config.client_id}" in names
+
+
+def test_decorator_form_and_unsubscribe(make_client: MakeClient) -> None:
+    client = make_client()
+    first, second, end = Collector(), Collector(), Collector()
+
+    @client.subscribe("unsub/t", qos=1)
+    def on_first(msg: Message) -> None:
+        first(msg)
+
+    sub = client.subscribe("unsub/t", second, qos=1)
+    client.subscribe("unsub/end", end, qos=1)
+    client.publish("unsub/t", b"1", qos=1).wait(WAIT)
+    assert first.wait_for(1) and second.wait_for(1)
+    client.unsubscribe(sub)  # one handler off; the filter stays for the other
+    client.publish("unsub/t", b"2", qos=1).wait(WAIT)
+    assert first.wait_for(2)
+    client.unsubscribe("unsub/t")  # every handler on the filter off
+    client.publish("unsub/t", b"3", qos=1).wait(WAIT)
+    client.publish("unsub/end", b"end", qos=1).wait(WAIT)
+    assert end.wait_for(1)
+    client.stop(WAIT)
+    assert (first.payloads, second.payloads) == ([b"1", b"2"], [b"1"])
+
+
+def test_subscribe_from_inside_a_handler(make_client: MakeClient) -> None:
+    client = make_client(workers=2)
+    later = Collector()
+    subscribed = threading.Event()
+
+    def on_setup(msg: Message) -> None:
+        client.subscribe("dynamic/later", later, qos=1)  # waits for the SUBACK
+        subscribed.set()
+
+    client.subscribe("dynamic/setup", on_setup, qos=1)
+    client.publish("dynamic/setup", b"go", qos=1)
+    assert subscribed.wait(WAIT)
+    client.publish("dynamic/later", b"hello", qos=1).wait(WAIT)
+    assert later.wait_for(1) and later.payloads == [b"hello"]
