@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tars_mqtt import Message, MQTTClient
+from tars_mqtt import Message, MQTTClient, MQTTConfig
 from tars_mqtt.testing import Broker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -245,7 +245,7 @@ def test_router_state_machine_llm_fallback_and_cancel(
     assert rec.wait("movement/command", after=mark).data == {"action": "wave"}
     say_and_speak(rec, "Okay, waving.", mark)
 
-    llm = MQTTClient(c.config.__class__(url=c.config.url, client_id="fake-llm"))
+    llm = MQTTClient(MQTTConfig(url=c.config.url, client_id="fake-llm"))
     with llm:  # an LLM answers
         llm.subscribe("llm/request", lambda m: llm.reply(m, "llm.response", {
             "reply": f"You asked: {m.data['text']}"}), qos=1)
