@@ -1,0 +1,255 @@
+"""The robot's broker as tars-install writes it: passwords, the ACL and TLS on a real mosquitto.
+
+One module-wide mosquitto runs the generated tars.conf (plain and TLS listeners on
+127.0.0.1) with the generated password file and ACL; the clients read their credentials
+from the generated env files, as the services do. The CA and server certificates are
+made here with openssl.
+"""
+
+from __future__ import annotations
+
+import getpass
+import itertools
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from services.install import BrokerSettings, TLSListener, broker_conf, install
+from tars_mqtt import ConnectError, Message, MQTTClient, MQTTConfig, PublishError
+from tars_mqtt.testing import Broker, free_port, wait_for_port
+
+_ids = itertools.count(1)
+_LOG_LINES = "\n".join(["log_dest stderr", "log_type error", "log_type warning",
+                        "log_type notice", "log_type information"])
+
+
+class RobotBroker(Broker):
+    """A mosquitto on the installer's broker config instead of the test default."""
+
+    def __init__(self, workdir: Path, settings: BrokerSettings) -> None:
+        super().__init__(workdir, port=settings.port)
+        self.settings = settings
+
+    def config_text(self) -> str:
+        # mosquitto reads the password file after dropping to this user: on the robot it is
+        # "mosquitto", and tmpfiles.d hands it the file; here it is whoever runs the tests.
+        return (f"user {getpass.getuser()}\npersistence false\n{_LOG_LINES}\n"
+                f"{broker_conf(self.settings)}")
+
+    def start(self, timeout: float = 10.0) -> RobotBroker:
+        super().start(timeout)
+        if self.settings.tls is not None:
+            wait_for_port(self.settings.tls.port, timeout)
+        return self
+
+
+@dataclass
+class Certs:
+    ca: Path
+    cert: Path
+    key: Path
+    wrong_cert: Path  # signed by the same CA, but for wrong.example
+    wrong_key: Path
+
+
+def _openssl(*args: str | Path) -> None:
+    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True, timeout=30)
+
+
+def _server_cert(d: Path, ca: Path, ca_key: Path, name: str, san: str) -> tuple[Path, Path]:
+    key, csr, cert, ext = d / f"{name}.key", d / f"{name}.csr", d / f"{name}.crt", d / f"{name}.ext"
+    ext.write_text(f"subjectAltName={san}\nbasicConstraints=CA:FALSE\n"
+                   "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n")
+    _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-keyout", key, "-out", csr, "-subj", f"/CN={name}")
+    _openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+             "-days", "2", "-out", cert, "-extfile", ext)
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    d = tmp_path_factory.mktemp("certs")
+    ca, ca_key = d / "ca.crt", d / "ca.key"
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=TARS test CA",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    cert, key = _server_cert(d, ca, ca_key, "localhost", "DNS:localhost,IP:127.0.0.1")
+    wrong_cert, wrong_key = _server_cert(d, ca, ca_key, "wrong.example", "DNS:wrong.example")
+    return Certs(ca, cert, key, wrong_cert, wrong_key)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tree written by tars-install: env files, passwords, passwd file and ACL."""
+    path = tmp_path_factory.mktemp("root")
+    install(path)
+    return path
+
+
+def _settings(root: Path, cert: Path, key: Path) -> BrokerSettings:
+    return BrokerSettings(port=free_port(), bind="127.0.0.1",
+                          password_file=str(root / "etc/mosquitto/tars.passwd"),
+                          acl_file=str(root / "etc/mosquitto/tars.acl"),
+                          tls=TLSListener(str(cert), str(key), port=free_port(),
+                                          bind="127.0.0.1"))
+
+
+@pytest.fixture(scope="module")
+def robot_broker(root: Path, certs: Certs,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[RobotBroker]:
+    broker = RobotBroker(tmp_path_factory.mktemp("broker"),
+                         _settings(root, certs.cert, certs.key)).start()
+    yield broker
+    broker.stop()
+
+
+def service_env(root: Path, user: str, **overrides: str) -> dict[str, str]:
+    """``/etc/tars/<user>.env`` as the service sees it, its paths moved into the test root."""
+    env = {}
+    for line in (root / f"etc/tars/{user}.env").read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            env[key] = str(root / value.lstrip("/")) if value.startswith("/etc/") else value
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture
+def connect(root: Path, robot_broker: RobotBroker) -> Iterator[Callable[..., MQTTClient]]:
+    """``connect(user, **env overrides)``: a started client with that user's credentials."""
+    clients: list[MQTTClient] = []
+
+    def make(user: str, **overrides: str) -> MQTTClient:
+        env = service_env(root, user, **{
+            "MQTT_URL": robot_broker.url, "MQTT_CLIENT_ID": f"{user}-{next(_ids)}",
+            "MQTT_RECONNECT_MIN_DELAY": "0.1", "MQTT_RECONNECT_MAX_DELAY": "0.5", **overrides})
+        if user != "tools":  # a service's client id is its login name (the ACL relies on it)
+            env["MQTT_CLIENT_ID"] = overrides.get("MQTT_CLIENT_ID", user)
+        client = MQTTClient(MQTTConfig.from_env(environ=env))
+        clients.append(client)
+        client.start(timeout=10)
+        return client
+
+    yield make
+    for client in clients:
+        client.stop(timeout=2)
+
+
+class Inbox:
+    """Messages one subscription received; ``wait_for`` blocks on a condition, not a sleep."""
+
+    def __init__(self, client: MQTTClient, topic: str) -> None:
+        self.messages: list[Message] = []
+        self._changed = threading.Condition()
+        client.subscribe(topic, self._on_message, qos=1)
+
+    def _on_message(self, msg: Message) -> None:
+        with self._changed:
+            self.messages.append(msg)
+            self._changed.notify_all()
+
+    def wait_for(self, predicate: Callable[[Message], bool], timeout: float = 10.0) -> bool:
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: any(predicate(m) for m in self.messages), timeout)
+
+
+# Passwords and the ACL --------------------------------------------------------------------
+def test_wake_may_announce_a_wake_but_not_drive_movement(
+        connect: Callable[..., MQTTClient]) -> None:
+    movement, router, wake = connect("movement"), connect("router"), connect("wake")
+    commands = Inbox(movement, "movement/command")
+    wakes = Inbox(router, "wake/event")
+
+    wake.publish_event("wake/event", "wake.event", {"type": "wake", "source": "button"}
+                       ).wait(5)
+    assert wakes.wait_for(lambda m: m.data["type"] == "wake"), "router never got wake/event"
+    assert wakes.messages[0].envelope is not None
+    assert wakes.messages[0].envelope.source == "wake"
+
+    # Under MQTT 5 mosquitto answers a denied QoS 1 publish with "Not authorized"; it has
+    # handled (and dropped) it before that answer, so had it got through, it would reach
+    # movement before the router's marker below.
+    forged = wake.publish_event("movement/command", "movement.command", {"action": "walk"})
+    with pytest.raises(PublishError, match="Not authorized"):
+        forged.wait(5)
+    marker = router.publish_event("movement/command", "movement.command", {"action": "marker"})
+    marker.wait(5)
+    assert commands.wait_for(lambda m: m.data == {"action": "marker"})
+    assert [m.data for m in commands.messages] == [{"action": "marker"}], \
+        "a movement/command sent with the wake service's credentials reached movement"
+
+
+def test_a_wrong_password_is_refused_with_a_clear_error(
+        connect: Callable[..., MQTTClient], tmp_path: Path) -> None:
+    wrong = tmp_path / "wrong.password"
+    wrong.write_text("not-the-password\n")
+    with pytest.raises(ConnectError) as refused:
+        connect("wake", MQTT_PASSWORD_FILE=str(wrong))
+    assert refused.value.reason in ("bad_credentials", "not_authorized")
+    message = str(refused.value)
+    assert "refused the connection" in message and "127.0.0.1" in message
+    assert "not-the-password" not in message
+
+
+def test_anonymous_clients_are_refused(robot_broker: RobotBroker) -> None:
+    client = MQTTClient(MQTTConfig(url=robot_broker.url, client_id="anonymous"))
+    try:
+        with pytest.raises(ConnectError) as refused:
+            client.start(timeout=10)
+        assert refused.value.reason in ("bad_credentials", "not_authorized")
+    finally:
+        client.stop()
+
+
+def test_a_service_may_not_impersonate_another_one(connect: Callable[..., MQTTClient]) -> None:
+    """System topics are granted by login name: wake's login cannot speak as movement."""
+    tools = connect("tools")
+    health = Inbox(tools, "system/health/+")
+    impostor = connect("wake", MQTT_CLIENT_ID="movement")
+    with pytest.raises(PublishError, match="Not authorized"):
+        impostor.publish_health(False, "error", "forged").wait(5)
+    connect("wake")  # a real wake's own health passes: the marker
+    assert health.wait_for(lambda m: m.topic == "system/health/wake"), "no health from wake"
+    forged = [m for m in health.messages  # retained ones are from earlier tests' movement
+              if m.topic == "system/health/movement" and not m.retain]
+    assert forged == []
+
+
+# TLS --------------------------------------------------------------------------------------
+def test_tls_with_the_ca_connects(connect: Callable[..., MQTTClient], certs: Certs,
+                                  robot_broker: RobotBroker) -> None:
+    assert robot_broker.settings.tls is not None
+    url = f"mqtts://localhost:{robot_broker.settings.tls.port}"
+    tools = connect("tools", MQTT_URL=url, MQTT_TLS_CA=str(certs.ca))
+    assert tools.config.tls and tools.is_connected
+    wakes = Inbox(tools, "wake/event")
+    tools.publish_event("wake/event", "wake.event", {"type": "wake", "source": "cli"}).wait(5)
+    assert wakes.wait_for(lambda m: m.data["source"] == "cli")
+
+
+def test_tls_refuses_a_server_whose_certificate_does_not_match(
+        root: Path, certs: Certs, tmp_path: Path) -> None:
+    settings = _settings(root, certs.wrong_cert, certs.wrong_key)
+    assert settings.tls is not None
+    broker = RobotBroker(tmp_path / "broker", settings).start()
+    try:
+        env = service_env(root, "tools", MQTT_URL=f"mqtts://127.0.0.1:{settings.tls.port}",
+                          MQTT_TLS_CA=str(certs.ca), MQTT_CLIENT_ID="tools-tls")
+        client = MQTTClient(MQTTConfig.from_env(environ=env))
+        try:
+            with pytest.raises(ConnectError) as refused:
+                client.start(timeout=10)
+            assert refused.value.reason == "tls"
+            assert "127.0.0.1" in str(refused.value)
+            assert not client.is_connected
+        finally:
+            client.stop()
+    finally:
+        broker.stop()
