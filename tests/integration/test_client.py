@@ -24,9 +24,10 @@ from tests.tars_mqtt.support import WAIT, Collector, wait_until
 MakeClient = Callable[..., MQTTClient]
 
 
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 @pytest.mark.parametrize("qos", [0, 1, 2])
-def test_qos_levels(make_client: MakeClient, qos: int) -> None:
-    client = make_client()
+def test_qos_levels(make_client: MakeClient, qos: int, protocol: str) -> None:
+    client = make_client(protocol=protocol)
     got = Collector()
     client.subscribe("qos/test", got, qos=2)
     handle = client.publish_event("qos/test", "test.qos", {"qos": qos}, qos=qos)
@@ -38,8 +39,9 @@ def test_qos_levels(make_client: MakeClient, qos: int) -> None:
     assert msg.envelope is not None and msg.envelope.type == "test.qos"
 
 
-def test_subscription_qos_caps_delivery(make_client: MakeClient) -> None:
-    client = make_client()
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_subscription_qos_caps_delivery(make_client: MakeClient, protocol: str) -> None:
+    client = make_client(protocol=protocol)
     got = Collector()
     client.subscribe("qos/cap", got, qos=1)
     client.publish("qos/cap", b"x", qos=2).wait(WAIT)

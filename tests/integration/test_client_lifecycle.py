@@ -139,7 +139,11 @@ def test_run_forever_stops_cleanly_on_a_signal(
     proc = subprocess.Popen([sys.executable, "-c", _SERVICE, broker.url, client_id],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        assert got.wait_for(1, timeout=20), "the service never said ready"
+        if not got.wait_for(1, timeout=20):
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"the service never said ready; rc={proc.returncode}"
+                        f" stdout={out!r} stderr={err.decode(errors='replace')}")
         assert _health_events(got) == ["ready"]
         proc.send_signal(signum)
         out, err = proc.communicate(timeout=20)
