@@ -7,7 +7,6 @@ Each service is ``main()`` = settings from the environment, a client, the hardwa
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import sys
@@ -18,15 +17,15 @@ from typing import Any
 
 from tars_mqtt import ConfigError, Message, MQTTClient, MQTTError, PublishError, PublishHandle
 
+from .sdnotify import Notifier
+from .sdnotify import serve as sd_serve
 from .topics import TopicSpec, check_payload
 
 __all__ = [
-    "EXIT_CONFIG", "Tally", "env_bool", "env_float", "env_int", "problems", "publish", "serve",
-    "setup_logging", "systemd_notifier",
+    "Tally", "env_bool", "env_float", "env_int", "problems", "publish", "serve", "setup_logging",
 ]
 
 log = logging.getLogger("tars")
-EXIT_CONFIG = 78  # sysexits EX_CONFIG: the units do not restart a service that exits so
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -128,53 +127,28 @@ class Tally:
             return dict(self._counts)
 
 
-class _NoNotifier:
-    """Stands in for ``services.sdnotify.Notifier`` where that module is absent."""
+class _Notifier(Notifier):
+    """systemd notifications, running ``on_stopping`` first when stopping begins."""
 
-    watchdog_interval: float | None = None
+    def __init__(self, on_stopping: Callable[[], None] | None) -> None:
+        super().__init__()
+        self._on_stopping = on_stopping
 
-    def ready(self, status: str = "") -> None: ...
-    def stopping(self) -> None: ...
-    def watchdog(self) -> None: ...
-
-
-def systemd_notifier() -> Any:
-    """``services.sdnotify.Notifier()`` (sd_notify to ``$NOTIFY_SOCKET``), else a no-op."""
-    sdnotify = _sdnotify()
-    return _NoNotifier() if sdnotify is None else sdnotify.Notifier()
-
-
-def _sdnotify() -> Any:
-    try:
-        return importlib.import_module("services.sdnotify")
-    except ModuleNotFoundError as exc:
-        if exc.name != "services.sdnotify":
-            raise
-        return None
+    def stopping(self) -> None:
+        if self._on_stopping is not None:
+            self._on_stopping()
+        super().stopping()
 
 
 def serve(client: MQTTClient, *, on_stopping: Callable[[], None] | None = None) -> int:
     """Run ``client`` until SIGTERM/SIGINT, then stop it cleanly; the process's exit code.
 
-    Uses :func:`services.sdnotify.serve` (systemd READY/WATCHDOG/STOPPING) when present.
+    :func:`services.sdnotify.serve` does it (systemd READY/WATCHDOG/STOPPING).
     ``on_stopping`` runs once stopping has begun, while the client still publishes (e.g.
     to end a motion and report it).
     """
-    sdnotify = _sdnotify()
     try:
-        if sdnotify is None:
-            client.run_forever()
-            return 0
-        notifier = sdnotify.Notifier()
-        if on_stopping is not None:
-            stopping = notifier.stopping
-
-            def stop_then_notify() -> None:
-                on_stopping()
-                stopping()
-
-            notifier.stopping = stop_then_notify
-        return int(sdnotify.serve(client, notifier=notifier))
+        return sd_serve(client, notifier=_Notifier(on_stopping))
     except MQTTError as exc:
         log.error("%s: %s", client.config.client_id, exc)
         client.stop()

@@ -20,8 +20,9 @@ from tars_mqtt import ConfigError, ConnectError, Message, MQTTConfig, MQTTError,
 from tars_mqtt.aio import AsyncMQTTClient
 
 from . import topics as t
-from .common import EXIT_CONFIG, Tally, problems, setup_logging, systemd_notifier
+from .common import Tally, problems, setup_logging
 from .conversation import Action, AskLLM, Conversation, RouterSettings, event_from
+from .sdnotify import EXIT_CONFIG, Notifier
 
 __all__ = ["Router", "main", "serve"]
 
@@ -98,7 +99,7 @@ async def serve(client: AsyncMQTTClient, settings: RouterSettings) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    notifier = systemd_notifier()
+    notifier = Notifier()
     router = Router(client, settings)
     delay = 0.5
     while True:  # a broker that is down at boot is waited for, bad credentials are not
@@ -129,7 +130,7 @@ async def serve(client: AsyncMQTTClient, settings: RouterSettings) -> int:
     return 1 if crashed else 0
 
 
-async def _pings(client: AsyncMQTTClient, notifier: Any) -> None:
+async def _pings(client: AsyncMQTTClient, notifier: Notifier) -> None:
     """WATCHDOG=1 while the loop turns and the client is live (a wedged loop stops them)."""
     while notifier.watchdog_interval:
         if client.sync.liveness_problem() is None:
