@@ -176,13 +176,15 @@ class Transport:
         return info.mid, not (info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and qos == 0)
 
     def subscribe(self, topic_filter: str, qos: int, sub_id: int) -> int:
-        props = None
+        props = options = None
         if self.v5:
             props = _properties(PacketTypes.SUBSCRIBE)
             props.SubscriptionIdentifier = sub_id
-        _, mid = self.client.subscribe(
-            topic_filter, options=SubscribeOptions(qos=qos), properties=props
-        )
+            options = SubscribeOptions(qos=qos)
+        # paho reads ``options`` only under MQTT 5 and ``qos`` only under 3.1.1 (there it
+        # silently subscribed at QoS 0 when given options), and refuses both at once.
+        _, mid = self.client.subscribe(topic_filter, qos=0 if self.v5 else qos,
+                                       options=options, properties=props)
         return mid or 0
 
     def unsubscribe(self, topic_filter: str) -> None:
