@@ -61,12 +61,16 @@ def test_qos1_stream_through_three_broker_restarts_loses_nothing(
         tmp_path: Path, make_config: Callable[..., MQTTConfig]) -> None:
     broker = Broker(tmp_path / "persistent", persistence=True).start()
     seen: Counter[int] = Counter()
+    order: list[int] = []  # first arrivals, to report (not assert) reordering
     seen_lock = threading.Lock()
     all_seen = threading.Condition(seen_lock)
 
     def on_message(msg: Message) -> None:
         with all_seen:
-            seen[int(msg.data["n"])] += 1
+            n = int(msg.data["n"])
+            if not seen[n]:
+                order.append(n)
+            seen[n] += 1
             all_seen.notify_all()
 
     stream: Stream | None = None
@@ -107,9 +111,11 @@ def test_qos1_stream_through_three_broker_restarts_loses_nothing(
             lost = sorted(acked - set(received))
             twice = sorted(n for n, count in received.items() if count > 1)
             stats = sub.stats()
+            behind = sum(1 for a, b in zip(order, order[1:], strict=False) if b < a)
             print(f"\nno-loss: sent {stream.sent}, acked {len(acked)}, received {len(received)}"
                   f" unique, lost {len(lost)}, duplicates removed by dedup {stats.duplicates},"
-                  f" handled twice {len(twice)}, refused {len(stream.refused)};"
+                  f" handled twice {len(twice)}, refused {len(stream.refused)},"
+                  f" arrived after a later number {behind};"
                   f" reconnects pub {pub.stats().reconnects} sub {stats.reconnects}")
             assert not stream.refused, stream.refused[:3]
             assert not failed, failed[:3]

@@ -193,8 +193,8 @@ def test_twenty_clients_losing_the_broker_together_come_back_spread_out(
         broker.kill()
         down_at = time.monotonic()
         assert wait_until(lambda: not any(c.is_connected for c in clients), 5)
-        # Down long enough for several attempts, so the backoff ceilings have grown apart.
-        assert not wait_until(lambda: False, 1.5)
+        # The outage itself: long enough for several attempts, so ceilings have grown apart.
+        time.sleep(1.5)
         broker.start()
         up_at = time.monotonic()
 
