@@ -136,6 +136,8 @@ def test_movement_request_reply_busy_stop_rejected_malformed(
                            {"action": "wave", "speed": 3}, timeout=TIMEOUT)
     assert reply.data["event"] == "completed" and reply.data["action"] == "wave"
     assert reply.data["angles"]["right_arm"] == 0
+    # The reply and the status travel on different subscriptions: either may come first.
+    rec.wait("movement/status", event="completed", action="wave")
     assert [s["event"] for s in rec.on("movement/status")] == ["started", "completed"]
     started = rec.wait("movement/status", event="started")
     assert started.correlate == reply.correlate  # both name the command's id
