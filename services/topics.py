@@ -46,7 +46,7 @@ _NUM = (int, float)
 _STATUS_EVENTS = frozenset({"started", "completed", "failed", "rejected", "stopped", "busy"})
 _STATES = frozenset({"idle", "listening", "thinking", "speaking", "moving"})
 
-WAKE_EVENT = _spec("wake/event", 1, "wake.event", "wake", "router",
+WAKE_EVENT = _spec("wake/event", 1, "wake.event", "wake tools", "router",
                    {"type": (str,), "source": (str,), "confidence": _NUM}, "confidence",
                    values={"type": frozenset({"wake", "cancel"})})
 # Only with TARS_WAKE_SIMULATE=1 on mock pins: the wake service drives its own mock button.
@@ -59,15 +59,15 @@ MOVEMENT_STOP = _spec("movement/stop", 1, "movement.stop", "router tools", "move
 MOVEMENT_STATUS = _spec("movement/status", 1, "movement.status", "movement", "router tools",
                         {"event": (str,), "action": (str,), "error": (str,), "angles": (dict,)},
                         "error angles", values={"event": _STATUS_EVENTS})
-STT_FINAL = _spec("stt/final", 1, "stt.final", "speech tools", "router",
+STT_FINAL = _spec("stt/final", 1, "stt.final", "speech", "router",
                   {"text": (str,), "lang": (str,), "confidence": _NUM}, "lang confidence")
-TTS_SAY = _spec("tts/say", 1, "tts.say", "router", "speech", {"text": (str,), "utt_id": (str,)},
-                "utt_id")
-TTS_STATUS = _spec("tts/status", 0, "tts.status", "speech tools", "router wake",
+TTS_SAY = _spec("tts/say", 1, "tts.say", "router tools", "speech",
+                {"text": (str,), "utt_id": (str,)}, "utt_id")
+TTS_STATUS = _spec("tts/status", 0, "tts.status", "speech", "router wake",
                    {"event": (str,), "utt_id": (str,)}, "utt_id",
                    values={"event": frozenset({"speaking_start", "speaking_end"})})
-TTS_CONTROL = _spec("tts/control", 1, "tts.control", "router", "speech", {"action": (str,)},
-                    values={"action": frozenset({"stop"})})
+TTS_CONTROL = _spec("tts/control", 1, "tts.control", "router tools", "speech",
+                    {"action": (str,)}, values={"action": frozenset({"stop"})})
 LLM_REQUEST = _spec("llm/request", 1, "llm.request", "router", "llm", {"text": (str,)})
 LLM_RESPONSE = _spec("llm/response", 1, "llm.response", "llm", "router",
                      {"reply": (str,), "error": (str,)}, "error")
