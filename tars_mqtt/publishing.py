@@ -24,7 +24,8 @@ class PublishHandle:
         self.topic = topic
         self.qos = qos
         self.mid: int | None = None
-        self._done = threading.Event()
+        self._settled = False
+        self._event: threading.Event | None = None  # made only for a wait() before settle
         self._error: str | None = None
         self._callbacks: list[Callable[[PublishHandle], None]] | None = []
         self._cb_lock = threading.Lock()
@@ -33,8 +34,10 @@ class PublishHandle:
         if isinstance(result, str):
             self._error = result
         with self._cb_lock:
-            self._done.set()
-            callbacks, self._callbacks = self._callbacks or [], None
+            self._settled = True
+            event, callbacks, self._callbacks = self._event, self._callbacks or [], None
+        if event is not None:
+            event.set()
         for callback in callbacks:
             callback(self)
 
@@ -52,7 +55,7 @@ class PublishHandle:
 
     @property
     def done(self) -> bool:
-        return self._done.is_set()
+        return self._settled
 
     def wait(self, timeout: float | None = 10.0) -> None:
         """Block until acknowledged.
@@ -60,7 +63,11 @@ class PublishHandle:
         Raises:
             PublishError: no ack within ``timeout``, or the broker refused the message.
         """
-        if not self._done.wait(timeout):
+        with self._cb_lock:
+            if not self._settled and self._event is None:
+                self._event = threading.Event()
+            event = self._event  # None: settled before anyone waited
+        if event is not None and not event.wait(timeout):
             raise PublishError(f"no ack for publish to {self.topic!r} within {timeout} s")
         if self._error is not None:
             raise PublishError(f"publish to {self.topic!r} failed: {self._error}")
