@@ -54,6 +54,18 @@ def describe_reason(code: Any) -> str:
     return f"{name} (0x{int(getattr(code, 'value', 0)):02x})"
 
 
+def _no_delay(sock: Any) -> None:
+    """Send each packet at once (TCP_NODELAY) on a TCP or TLS socket.
+
+    paho leaves Nagle on, which held small QoS 0 publishes back behind the broker's
+    delayed ACK: p99 14-18 ms, max ~45 ms at 1,000 msg/s on loopback, against 0.5 ms
+    and 2 ms with TCP_NODELAY (bench/, issue 8).
+    """
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def connect_error(code: ReasonCode, host: str, port: int) -> ConnectError:
     reason = _FATAL.get(code.value, "refused")
     return ConnectError(
@@ -212,6 +224,7 @@ class Transport:
             return
         self._attempt = 0
         self._set_next_delay()
+        _no_delay(client.socket())
         self.connected = True
         self._on_connected(bool(flags.session_present))
         self.first_result.set()
