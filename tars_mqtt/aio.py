@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import threading
+import signal
 import uuid
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, overload
 
 from .client import MQTTClient
@@ -24,6 +23,7 @@ from .envelope import Message
 from .errors import MQTTError, PublishError, RequestTimeout
 from .publishing import PublishHandle
 from .stats import ClientStats
+from .streams import Messages, call_soon, resolve
 
 __all__ = ["AsyncMQTTClient"]
 
@@ -39,6 +39,7 @@ class AsyncMQTTClient:
         self.config = self.sync.config
         self._loop: asyncio.AbstractEventLoop | None = None
         self._streams: set[Messages] = set()
+        self._stop_requested: asyncio.Event | None = None
 
     async def start(self, timeout: float = 10.0) -> AsyncMQTTClient:
         """Connect (in a thread); handlers will run on the calling event loop."""
@@ -48,6 +49,8 @@ class AsyncMQTTClient:
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Drain handlers (they still run on this loop), disconnect, end ``messages()``."""
+        if self._stop_requested is not None:
+            self._stop_requested.set()
         await asyncio.to_thread(self.sync.stop, timeout)
         for stream in list(self._streams):
             stream.close()
@@ -81,7 +84,7 @@ class AsyncMQTTClient:
         answer: asyncio.Future[Message] = loop.create_future()
         request_id = uuid.uuid4().hex
         pending = self.sync._requests
-        pending.open(request_id, lambda msg: _call_soon(loop, _resolve, answer, msg))
+        pending.open(request_id, lambda msg: call_soon(loop, resolve, answer, msg))
         try:
             async with asyncio.timeout(timeout):
                 await asyncio.to_thread(self.sync._send_request, topic, event_type, data, qos,
@@ -141,89 +144,50 @@ class AsyncMQTTClient:
         return Messages(self, topic_filter, qos, maxsize or self.config.queue_size,
                         policy or self.config.queue_policy)
 
+    async def run_forever(self) -> None:
+        """Start if needed, wait for SIGINT/SIGTERM or ``stop()``, then stop cleanly.
+
+        Raises:
+            ConnectError: the broker refused the credentials while running.
+        """
+        loop = asyncio.get_running_loop()
+        self._stop_requested = asyncio.Event()
+        signals = [signal.SIGINT, signal.SIGTERM]
+        for signum in signals:
+            loop.add_signal_handler(signum, self._stop_requested.set)
+        try:
+            if self.sync._state == "new":
+                await self.start()
+            while not self._stop_requested.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop_requested.wait(), 1.0)
+                problem = self.sync._transport.fatal_error
+                if problem is not None:
+                    raise problem
+        finally:
+            for signum in signals:
+                loop.remove_signal_handler(signum)
+            await self.stop()
+
+    @classmethod
+    def from_env(cls, prefix: str = "MQTT_", *, client_id: str | None = None) -> AsyncMQTTClient:
+        return cls(MQTTConfig.from_env(prefix, client_id=client_id))
+
     @property
     def is_connected(self) -> bool:
         return self.sync.is_connected
 
+    @property
+    def paho(self) -> Any:
+        """The underlying paho client, for what tars_mqtt does not wrap."""
+        return self.sync.paho
+
     def stats(self) -> ClientStats:
         return self.sync.stats()
 
-
-class Messages:
-    """A bounded stream of one filter's messages, for one reader; see ``messages()``."""
-
-    _loop: asyncio.AbstractEventLoop
-
-    def __init__(self, client: AsyncMQTTClient, topic_filter: str, qos: int, maxsize: int,
-                 policy: QueuePolicy) -> None:
-        self.filter, self._client, self._qos = topic_filter, client, qos
-        self._maxsize, self._policy = maxsize, policy
-        self._items: deque[Message] = deque()
-        self._lock = threading.Condition()  # "block": workers wait here for room
-        self._wakeup: asyncio.Future[None] | None = None  # the reader waits here for items
-        self._sub: Subscription | None = None
-        self._closed = False
-
-    async def __aenter__(self) -> Messages:
-        self._client._loop = self._loop = asyncio.get_running_loop()
-        self._sub = await asyncio.to_thread(self._client.sync.subscribe, self.filter,
-                                            self._offer, self._qos)
-        self._client._streams.add(self)
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Unsubscribe and end iteration (after what is queued); on the loop. Idempotent."""
-        with self._lock:
-            was_closed, self._closed = self._closed, True
-            self._lock.notify_all()
-            wakeup, self._wakeup = self._wakeup, None
-        if wakeup is not None:
-            _resolve(wakeup, None)
-        if self._sub is not None and not was_closed:
-            self._client.sync.unsubscribe(self._sub)
-        self._client._streams.discard(self)
-
-    def __aiter__(self) -> AsyncIterator[Message]:
-        return self if self._sub is not None or self._closed else self._owned()
-
-    async def __anext__(self) -> Message:
-        while True:
-            with self._lock:
-                if self._items:
-                    self._lock.notify()
-                    return self._items.popleft()
-                if self._closed:
-                    raise StopAsyncIteration
-                self._wakeup = wakeup = self._loop.create_future()
-            await wakeup
-
-    async def _owned(self) -> AsyncIterator[Message]:
-        await self.__aenter__()  # plain `async for`: subscribe now, unsubscribe at the end
-        try:
-            async for message in self:
-                yield message
-        finally:
-            self.close()
-
-    def _offer(self, message: Message) -> None:  # on a worker thread
-        with self._lock:
-            while (self._policy == "block" and len(self._items) >= self._maxsize
-                   and not self._closed):
-                self._lock.wait()
-            if self._closed:
-                return
-            if len(self._items) >= self._maxsize:
-                self._client.sync._counters.add("dropped")
-                if self._policy == "drop_newest":
-                    return
-                self._items.popleft()
-            self._items.append(message)
-            wakeup, self._wakeup = self._wakeup, None
-        if wakeup is not None:
-            _call_soon(self._loop, _resolve, wakeup, None)
+    def liveness_problem(self, handler_limit: float = 30.0) -> str | None:
+        """Why the client is wedged, or None; see ``MQTTClient.liveness_problem``."""
+        return self.sync.liveness_problem(handler_limit)
 
 
 async def _acked(handle: PublishHandle, timeout: float | None) -> PublishHandle:
@@ -231,7 +195,7 @@ async def _acked(handle: PublishHandle, timeout: float | None) -> PublishHandle:
         return handle
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
-    handle.add_done_callback(lambda h: _call_soon(loop, _resolve, done, None))
+    handle.add_done_callback(lambda h: call_soon(loop, resolve, done, None))
     try:
         async with asyncio.timeout(timeout):
             await done
@@ -239,13 +203,3 @@ async def _acked(handle: PublishHandle, timeout: float | None) -> PublishHandle:
         raise PublishError(f"no ack for publish to {handle.topic!r} within {timeout} s") from None
     handle.wait(0)  # raises PublishError when the broker refused it
     return handle
-
-
-def _resolve(future: asyncio.Future[Any], value: Any) -> None:
-    if not future.done():
-        future.set_result(value)
-
-
-def _call_soon(loop: asyncio.AbstractEventLoop, func: Callable[..., None], *args: Any) -> None:
-    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
-        loop.call_soon_threadsafe(func, *args)
