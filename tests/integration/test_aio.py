@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -332,3 +333,46 @@ def test_example_runs(broker: Broker) -> None:
                          text=True, timeout=45, check=False)
     assert out.returncode == 0, out.stderr
     assert "llm says: olleh, srat, klaw" in out.stdout
+
+
+_ASYNC_SERVICE = """
+import asyncio, sys
+from tars_mqtt import MQTTConfig
+from tars_mqtt.aio import AsyncMQTTClient
+
+async def main() -> None:
+    client = AsyncMQTTClient(MQTTConfig(url=sys.argv[1], client_id=sys.argv[2]))
+    await client.run_forever()
+    print("clean exit", flush=True)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.timeout(40)
+def test_run_forever_stops_cleanly_on_sigterm(broker: Broker,
+                                              make_config: Callable[..., MQTTConfig]) -> None:
+    client_id = "aio-forever"
+    events: list[str] = []
+    ready, shutdown = threading.Event(), threading.Event()
+
+    def on_health(msg: Message) -> None:
+        events.append(msg.data["event"])
+        (ready if msg.data["event"] == "ready" else shutdown).set()
+
+    with MQTTClient(make_config(enable_heartbeat=False)) as watcher:
+        watcher.subscribe(f"system/health/{client_id}", on_health, qos=1)
+        proc = subprocess.Popen([sys.executable, "-c", _ASYNC_SERVICE, broker.url, client_id],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert ready.wait(20), "the async service never published ready"
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == 0, err.decode(errors="replace")
+        assert b"clean exit" in out
+        assert shutdown.wait(5)
+    assert events == ["ready", "shutdown"]  # never the "offline" will
