@@ -27,6 +27,11 @@ log = logging.getLogger("tars_mqtt")
 
 Handler = Callable[[Message], Any]
 _BATCH = 32  # deliveries one worker takes from a mailbox before letting others have a turn
+# A worker that empties a mailbox fed faster than one message per _DENSE seconds keeps it
+# for _LINGER seconds and takes what arrived meanwhile as one batch. Under the GIL a
+# thread wake-up per message cost more than handling it (bench/RESULTS.md, issue 8).
+_DENSE = 0.0002  # streams above ~5,000 msg/s; slower ones keep their latency
+_LINGER = 0.002
 
 
 @dataclass(eq=False)
@@ -182,13 +187,16 @@ class Dispatcher:
 
     def _work(self) -> None:
         me = threading.current_thread().name
+        sub: Subscription | None = None  # the mailbox this worker holds between batches
+        last_batch = 0.0
         while True:
             with self._cond:
-                while not self._ready and not self._stopping:
-                    self._cond.wait()
-                if not self._ready:
-                    return
-                sub = self._ready.popleft()
+                if sub is None:
+                    while not self._ready and not self._stopping:
+                        self._cond.wait()
+                    if not self._ready:
+                        return
+                    sub = self._ready.popleft()
                 batch = [sub._mailbox.popleft() for _ in range(min(_BATCH, len(sub._mailbox)))]
                 for delivery in batch:
                     delivery.taken = True
@@ -198,14 +206,26 @@ class Dispatcher:
                 self._deliver(delivery)
                 del self._busy_since[me]
                 self._local.unfinished -= 1
+            now = time.monotonic()
+            dense, last_batch = now - last_batch < _DENSE, now
             with self._cond:
                 self._pending -= len(batch)
-                if sub._mailbox:
-                    self._ready.append(sub)
-                    self._cond.notify()
-                else:
-                    sub._scheduled = False
                 self._space.notify_all()
+                if sub._mailbox:
+                    if self._ready:  # others are waiting: to the back of the line
+                        self._ready.append(sub)
+                        self._cond.notify()
+                        sub = None
+                    continue  # else carry on with it, waking no other worker
+                if not dense or self._stopping:
+                    sub._scheduled = False
+                    sub = None
+                    continue
+            time.sleep(_LINGER)  # still scheduled, so submit() queues without a wake-up
+            with self._cond:
+                if not sub._mailbox:
+                    sub._scheduled = False
+                    sub = None
 
     def _deliver(self, delivery: Delivery) -> None:
         sub, inbound = delivery.sub, delivery.inbound
