@@ -15,7 +15,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from types import FrameType, TracebackType
 from typing import Any, overload
 
@@ -27,13 +26,13 @@ from .errors import ConnectError, MQTTError, PublishError, SubscribeError
 from .health import HEALTH_TYPE, HEARTBEAT_TYPE, health_data, heartbeat_data
 from .publishing import AckBook, OfflineQueue, Outgoing, PublishHandle
 from .requests import PendingRequests
+from .routing import Route, RoutingTable
 from .stats import ClientStats, Counters
 from .ticker import Ticker
 from .timing import Backoff
 from .topics import (
     health_topic,
     keepalive_topic,
-    matches,
     reply_topic,
     validate_filter,
     validate_topic,
@@ -44,27 +43,6 @@ __all__ = ["MQTTClient"]
 
 log = logging.getLogger("tars_mqtt")
 _SUBACK_TIMEOUT = 10.0
-
-
-@dataclass(eq=False)
-class _Filter:
-    """One broker subscription (one filter, one v5 subscription id) and its handlers."""
-
-    filter: str
-    sub_id: int
-    qos: int = 0
-    subs: tuple[Subscription, ...] = ()
-    internal: Callable[[Inbound], None] | None = None
-    acked: threading.Event = field(default_factory=threading.Event)
-    refused: int | None = None
-
-    def settle(self, result: Any) -> None:  # SUBACK codes, via AckBook
-        codes = result if isinstance(result, list) else []
-        bad = [c for c in codes if c >= 0x80]
-        self.refused = bad[0] if bad else None
-        if bad:
-            log.error("broker refused subscription %r (reason 0x%02x)", self.filter, bad[0])
-        self.acked.set()
 
 
 class MQTTClient:
@@ -82,11 +60,8 @@ class MQTTClient:
         self._acks = AckBook()
         self._offline = OfflineQueue(config.offline_queue)
         self._requests = PendingRequests()
-        self._lock = threading.RLock()  # filters, state, and the order of publishes
-        self._filters: dict[str, _Filter] = {}
-        self._routes: tuple[_Filter, ...] = ()  # copy-on-write view for the network thread
-        self._by_id: dict[int, _Filter] = {}
-        self._sub_ids = itertools.count(1)
+        self._lock = threading.RLock()  # state, and the order of publishes
+        self._routing = RoutingTable()
         self._seq = itertools.count(1)
         self._state = "new"
         self._connects = 0
@@ -109,7 +84,7 @@ class MQTTClient:
         self._ticker = Ticker(f"tars-mqtt-timer-{cid}", config.heartbeat_interval,
                               tick=self._tick, on_poke=self._after_connect)
         if config.enable_heartbeat:
-            self._add_internal(keepalive_topic(cid), lambda inbound: None)
+            self._routing.add_internal(keepalive_topic(cid), lambda inbound: None)
 
     @classmethod
     def from_env(cls, prefix: str = "MQTT_", *, client_id: str | None = None) -> MQTTClient:
@@ -136,7 +111,7 @@ class MQTTClient:
                                    f" {timeout} s", reason="timeout")
             if self._transport.first_error is not None:
                 raise self._transport.first_error
-            for entry in self._routes:
+            for entry in self._routing.routes:
                 entry.acked.wait(max(0.0, deadline - time.monotonic()))
                 if entry.refused is not None:
                     raise SubscribeError(f"broker refused subscription {entry.filter!r}"
@@ -241,50 +216,18 @@ class MQTTClient:
                 return func
             return decorate
         sub = Subscription(topic_filter, handler, qos, raw)
-        with self._lock:
-            entry = self._filters.get(topic_filter)
-            send = entry is None or qos > entry.qos
-            if entry is None:
-                entry = self._new_filter(topic_filter)
-            entry.qos = max(entry.qos, qos)
-            entry.subs = (*entry.subs, sub)
+        route, send = self._routing.add(sub)
         if send:
-            self._send_subscribe(entry, wait)
+            self._send_subscribe(route, wait)
         return sub
 
     def unsubscribe(self, target: Subscription | str) -> None:
         """Remove one subscription, or every handler on a filter."""
-        topic_filter = target if isinstance(target, str) else target.filter
-        with self._lock:
-            entry = self._filters.get(topic_filter)
-            if entry is None:
-                return
-            gone = entry.subs if isinstance(target, str) else (target,)
-            for sub in gone:
-                sub.active = False
-            entry.subs = tuple(s for s in entry.subs if s.active)
-            if entry.subs:
-                return
-            del self._filters[topic_filter]
-            del self._by_id[entry.sub_id]
-            self._routes = tuple(self._filters.values())
-        if self._transport.connected:
+        topic_filter = self._routing.remove(target)
+        if topic_filter is not None and self._transport.connected:
             self._transport.unsubscribe(topic_filter)
 
-    def _new_filter(self, topic_filter: str) -> _Filter:
-        entry = _Filter(topic_filter, next(self._sub_ids))
-        self._filters[topic_filter] = entry
-        self._by_id[entry.sub_id] = entry
-        self._routes = tuple(self._filters.values())
-        return entry
-
-    def _add_internal(self, topic: str, handler: Callable[[Inbound], None]) -> _Filter:
-        with self._lock:
-            entry = self._filters.get(topic) or self._new_filter(topic)
-            entry.internal, entry.qos = handler, 1
-        return entry
-
-    def _send_subscribe(self, entry: _Filter, wait: bool = True) -> None:
+    def _send_subscribe(self, entry: Route, wait: bool = True) -> None:
         if not self._transport.connected:
             return  # replayed by _on_connected
         entry.acked.clear()
@@ -372,11 +315,7 @@ class MQTTClient:
     def _send_request(self, topic: str, event_type: str, data: Any, qos: int,
                       request_id: str) -> None:
         """Publish request ``request_id`` once the reply topic is subscribed (also for aio)."""
-        with self._lock:
-            entry = self._filters.get(self._reply_topic)
-            fresh = entry is None or entry.internal is None
-            if entry is None or fresh:
-                entry = self._add_internal(self._reply_topic, self._on_reply)
+        entry, fresh = self._routing.add_internal(self._reply_topic, self._on_reply)
         if fresh:
             self._send_subscribe(entry)
         elif self._transport.connected and not self._transport.on_network_thread():
@@ -406,7 +345,7 @@ class MQTTClient:
         self._last_inbound = time.monotonic()
         if self._connects > 1:
             self._counters.add("reconnects")
-        for entry in self._routes:
+        for entry in self._routing.routes:
             entry.acked.clear()
             self._acks.bind(self._transport.subscribe(entry.filter, entry.qos, entry.sub_id),
                             entry)
@@ -418,16 +357,7 @@ class MQTTClient:
 
     def _on_message(self, inbound: Inbound, sub_ids: list[int] | None) -> None:
         self._last_inbound = time.monotonic()
-        entries = [self._by_id[i] for i in sub_ids if i in self._by_id] if sub_ids else []
-        if not entries:  # MQTT 3.1.1, or ids from an earlier process's persistent session
-            entries = [e for e in self._routes if matches(e.filter, inbound.topic)]
-        subs: list[Subscription] = []
-        for entry in entries:
-            if entry.internal is not None:
-                entry.internal(inbound)
-            else:
-                subs.extend(entry.subs)
-        self._dispatcher.submit(inbound, subs)
+        self._dispatcher.submit(inbound, self._routing.route(inbound, sub_ids))
 
     def _on_ack(self, mid: int, result: Any) -> None:
         # Not proof of a live link: paho "acks" QoS 0 once written to the socket, which a
