@@ -79,7 +79,8 @@ class Router:
         reply = None
         try:
             msg = await self.client.request(t.LLM_REQUEST.name, t.LLM_REQUEST.event_type,
-                                            {"text": ask.text}, self.settings.llm_timeout)
+                                            {"text": ask.text}, self.settings.llm_timeout,
+                                            reply_topic=t.LLM_RESPONSE.name)
             data = msg.data if isinstance(msg.data, dict) else {}
             if isinstance(data.get("reply"), str) and data["reply"] and not data.get("error"):
                 reply = data["reply"]

@@ -78,7 +78,8 @@ class AsyncMQTTClient:
         await _acked(self.sync.publish_health(ok, event, error), 10.0)
 
     async def request(self, topic: str, event_type: str, data: Any = None,
-                      timeout: float = 5.0, qos: int = 1) -> Message:
+                      timeout: float = 5.0, qos: int = 1, *, reply_topic: str | None = None
+                      ) -> Message:
         """Await the reply to a request; ``RequestTimeout`` after ``timeout``; cancellable."""
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[Message] = loop.create_future()
@@ -88,7 +89,7 @@ class AsyncMQTTClient:
         try:
             async with asyncio.timeout(timeout):
                 await asyncio.to_thread(self.sync._send_request, topic, event_type, data, qos,
-                                        request_id)
+                                        request_id, reply_topic)
                 return await answer
         except TimeoutError:
             raise RequestTimeout(f"no reply to request on {topic!r} within {timeout} s") from None

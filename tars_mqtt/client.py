@@ -298,8 +298,13 @@ class MQTTClient:
 
     # Request / reply -------------------------------------------------------------------
     def request(self, topic: str, event_type: str, data: Any = None,
-                timeout: float = 5.0, qos: int = 1) -> Message:
+                timeout: float = 5.0, qos: int = 1, *, reply_topic: str | None = None
+                ) -> Message:
         """Publish a request and block for the reply whose ``correlate`` matches.
+
+        Replies come to this client's own ``system/reply/{client_id}``, or to
+        ``reply_topic`` for a pair with a named reply topic (``llm/request`` →
+        ``llm/response``); either way ``reply()`` on the other side answers there.
 
         Raises:
             RequestTimeout: no reply within ``timeout``.
@@ -307,23 +312,23 @@ class MQTTClient:
         request_id = uuid.uuid4().hex
         slot = self._requests.open(request_id)
         try:
-            self._send_request(topic, event_type, data, qos, request_id)
+            self._send_request(topic, event_type, data, qos, request_id, reply_topic)
             return self._requests.wait(slot, request_id, timeout, topic)
         finally:
             self._requests.cancel(request_id)
 
     def _send_request(self, topic: str, event_type: str, data: Any, qos: int,
-                      request_id: str) -> None:
+                      request_id: str, reply_topic: str | None = None) -> None:
         """Publish request ``request_id`` once the reply topic is subscribed (also for aio)."""
-        entry, fresh = self._routing.add_internal(self._reply_topic, self._on_reply)
+        reply_topic = validate_topic(reply_topic) if reply_topic else self._reply_topic
+        entry, fresh = self._routing.add_internal(reply_topic, self._on_reply)
         if fresh:
             self._send_subscribe(entry)
         elif self._transport.connected and not self._transport.on_network_thread():
             entry.acked.wait(_SUBACK_TIMEOUT)  # another thread's SUBSCRIBE may be in flight
-        envelope = self._envelope(event_type, data, reply_to=self._reply_topic,
-                                  envelope_id=request_id)
+        envelope = self._envelope(event_type, data, reply_to=reply_topic, envelope_id=request_id)
         self._send(Outgoing(topic, envelope.encode(), qos, False, PublishHandle(topic, qos),
-                            correlation=request_id, response_topic=self._reply_topic))
+                            correlation=request_id, response_topic=reply_topic))
 
     def reply(self, request: Message, event_type: str, data: Any = None,
               qos: int = 1) -> PublishHandle:

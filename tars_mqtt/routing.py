@@ -25,8 +25,8 @@ log = logging.getLogger("tars_mqtt")
 class Route:
     """One broker subscription (one filter, one v5 subscription id) and its handlers.
 
-    ``internal`` routes (heartbeat echo, request replies) are the client's own and run
-    on the network thread; they never reach user handlers.
+    ``internal`` is the client's own handler (heartbeat echo, request replies), run on the
+    network thread; user handlers on the same filter still get the message.
     """
 
     filter: str
@@ -75,7 +75,7 @@ class RoutingTable:
         with self._lock:
             route = self._filters.get(topic) or self._new(topic)
             fresh = route.internal is None
-            route.internal, route.qos = handler, 1
+            route.internal, route.qos = handler, max(route.qos, 1)
         return route, fresh
 
     def remove(self, target: Subscription | str) -> str | None:
@@ -112,6 +112,5 @@ class RoutingTable:
         for route in routes:
             if route.internal is not None:
                 route.internal(inbound)
-            else:
-                subs.extend(route.subs)
+            subs.extend(route.subs)
         return subs

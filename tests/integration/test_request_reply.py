@@ -284,3 +284,41 @@ def test_example_runs(broker: Broker) -> None:
                          text=True, timeout=45, check=False)
     assert out.returncode == 0, out.stderr
     assert "llm says: HELLO TARS" in out.stdout
+
+
+def test_a_named_reply_topic_pairs_llm_request_with_llm_response(
+        make_client: MakeClient) -> None:
+    """Contract §6: llm/request is answered on llm/response, matched by correlate.
+
+    One answerer uses ``reply()`` (the request's ``reply_to`` is llm/response); the other
+    follows the topic table by hand, publishing on llm/response with ``correlate``.
+    """
+    by_reply = make_client(start=False)
+
+    @by_reply.subscribe("llm/request", qos=1)
+    def answer(msg: Message) -> None:
+        if msg.data["text"] == "via reply":
+            by_reply.reply(msg, "llm.response", {"reply": "one"})
+
+    by_reply.start(timeout=10)
+    by_hand = make_client(start=False)
+
+    @by_hand.subscribe("llm/request", qos=1)
+    def answer_by_hand(msg: Message) -> None:
+        if msg.data["text"] == "by hand":
+            assert msg.envelope is not None
+            by_hand.publish_event("llm/response", "llm.response", {"reply": "two"},
+                                  correlate=msg.envelope.id)
+
+    by_hand.start(timeout=10)
+    seen_on_response: list[Message] = []
+    router = make_client()
+    router.subscribe("llm/response", seen_on_response.append, qos=1)  # a user handler too
+    first = router.request("llm/request", "llm.request", {"text": "via reply"}, timeout=5,
+                           reply_topic="llm/response")
+    second = router.request("llm/request", "llm.request", {"text": "by hand"}, timeout=5,
+                            reply_topic="llm/response")
+    assert (first.topic, first.data) == ("llm/response", {"reply": "one"})
+    assert (second.topic, second.data) == ("llm/response", {"reply": "two"})
+    assert wait_until(lambda: len(seen_on_response) == 2)  # the route is shared, not stolen
+    assert len(router._requests) == 0

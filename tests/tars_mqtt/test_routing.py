@@ -34,7 +34,7 @@ def test_v5_ids_pick_the_route_and_filters_are_the_fallback() -> None:
     assert table.route(_inbound("a/b"), [999]) != []  # unknown id: match by filter
 
 
-def test_internal_routes_run_here_and_never_reach_user_handlers() -> None:
+def test_internal_routes_run_here_and_user_handlers_still_get_the_message() -> None:
     table = RoutingTable()
     seen: list[str] = []
     table.add_internal("system/reply/me", lambda inbound: seen.append(inbound.topic))
@@ -42,6 +42,10 @@ def test_internal_routes_run_here_and_never_reach_user_handlers() -> None:
     table.add(user)
     assert table.route(_inbound("system/reply/me"), None) == [user]
     assert seen == ["system/reply/me"]
+    same = _sub("system/reply/me")
+    table.add(same)
+    assert {id(s) for s in table.route(_inbound("system/reply/me"), None)} == {id(user), id(same)}
+    assert seen == ["system/reply/me"] * 2
 
 
 def test_remove_returns_the_filter_only_when_its_last_handler_goes() -> None:
