@@ -61,7 +61,7 @@ class MQTTClient:
         self._offline = OfflineQueue(config.offline_queue)
         self._requests = PendingRequests()
         self._lock = threading.RLock()  # state, and the order of publishes
-        self._routing = RoutingTable()
+        self._routing = RoutingTable(self._subscribe_now, ids=config.protocol == "5")
         self._seq = itertools.count(1)
         self._state = "new"
         self._connects = 0
@@ -216,9 +216,9 @@ class MQTTClient:
                 return func
             return decorate
         sub = Subscription(topic_filter, handler, qos, raw)
-        route, send = self._routing.add(sub)
-        if send:
-            self._send_subscribe(route, wait)
+        route, sent = self._routing.add(sub)
+        if sent:
+            self._await_suback(route, wait)
         return sub
 
     def unsubscribe(self, target: Subscription | str) -> None:
@@ -227,12 +227,15 @@ class MQTTClient:
         if topic_filter is not None and self._transport.connected:
             self._transport.unsubscribe(topic_filter)
 
-    def _send_subscribe(self, entry: Route, wait: bool = True) -> None:
-        if not self._transport.connected:
-            return  # replayed by _on_connected
-        entry.acked.clear()
-        self._acks.bind(self._transport.subscribe(entry.filter, entry.qos, entry.sub_id), entry)
-        if not wait or self._transport.on_network_thread():
+    def _subscribe_now(self, entry: Route, again: bool) -> None:
+        """Send one SUBSCRIBE (the routing table's ``send``, under its lock) if connected."""
+        if self._transport.connected:  # else replayed by _on_connected
+            entry.acked.clear()
+            mid = self._transport.subscribe(entry.filter, entry.qos, entry.sub_id, again)
+            self._acks.bind(mid, entry)
+
+    def _await_suback(self, entry: Route, wait: bool = True) -> None:
+        if not wait or not self._transport.connected or self._transport.on_network_thread():
             return
         entry.acked.wait(_SUBACK_TIMEOUT)
         if entry.refused is not None:
@@ -323,7 +326,7 @@ class MQTTClient:
         reply_topic = validate_topic(reply_topic) if reply_topic else self._reply_topic
         entry, fresh = self._routing.add_internal(reply_topic, self._on_reply)
         if fresh:
-            self._send_subscribe(entry)
+            self._await_suback(entry)
         elif self._transport.connected and not self._transport.on_network_thread():
             entry.acked.wait(_SUBACK_TIMEOUT)  # another thread's SUBSCRIBE may be in flight
         envelope = self._envelope(event_type, data, reply_to=reply_topic, envelope_id=request_id)
@@ -350,10 +353,7 @@ class MQTTClient:
         self._last_inbound = time.monotonic()
         if self._connects > 1:
             self._counters.add("reconnects")
-        for entry in self._routing.routes:
-            entry.acked.clear()
-            self._acks.bind(self._transport.subscribe(entry.filter, entry.qos, entry.sub_id),
-                            entry)
+        self._routing.replay()
         self._ticker.poke()
 
     def _on_disconnected(self, reason: str) -> None:

@@ -187,12 +187,17 @@ class Transport:
             return info.mid, False
         return info.mid, not (info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and qos == 0)
 
-    def subscribe(self, topic_filter: str, qos: int, sub_id: int) -> int:
+    def subscribe(self, topic_filter: str, qos: int, sub_id: int | None,
+                  again: bool = False) -> int:
+        """SUBSCRIBE; ``sub_id`` None sends no id (v5). ``again``: the broker already has
+        this filter (an id added or dropped), so v5 asks it not to resend retained messages.
+        """
         props = options = None
         if self.v5:
-            props = _properties(PacketTypes.SUBSCRIBE)
-            props.SubscriptionIdentifier = sub_id
-            options = SubscribeOptions(qos=qos)
+            if sub_id is not None:
+                props = _properties(PacketTypes.SUBSCRIBE)
+                props.SubscriptionIdentifier = sub_id
+            options = SubscribeOptions(qos=qos, retainHandling=1 if again else 0)
         # paho reads ``options`` only under MQTT 5 and ``qos`` only under 3.1.1 (there it
         # silently subscribed at QoS 0 when given options), and refuses both at once.
         _, mid = self.client.subscribe(topic_filter, qos=0 if self.v5 else qos,

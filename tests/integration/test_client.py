@@ -147,6 +147,27 @@ def test_overlapping_filters_each_handler_once(make_client: MakeClient, protocol
     assert copies == (2 * 3 + 1 if protocol == "5" else 2 + 1)
 
 
+def test_an_overlap_added_later_keeps_each_handler_once_and_no_retained_resend(
+        make_client: MakeClient) -> None:
+    """v5 ids are added only when filters overlap: the first route is re-subscribed with an
+    id (retain-handling 1), so its handler neither loses copies nor sees the retained again."""
+    client = make_client(enable_heartbeat=False)
+    client.publish("late/x", b"kept", qos=1, retain=True).wait(WAIT)
+    on_plus, on_hash, end = Collector(), Collector(), Collector()
+    client.subscribe("late/+", on_plus, qos=1)
+    assert on_plus.wait_for(1)
+    client.subscribe("late/#", on_hash, qos=1)
+    assert on_hash.wait_for(1)  # a new subscription: it gets the retained message
+    client.subscribe("late-end", end, qos=1)
+    client.publish("late/x", b"live", qos=1).wait(WAIT)
+    client.publish("late-end", b"end", qos=1).wait(WAIT)
+    assert end.wait_for(1)
+    client.publish("late/x", b"", qos=1, retain=True).wait(WAIT)  # clear it
+    client.stop(WAIT)
+    assert on_plus.payloads[:2] == [b"kept", b"live"]
+    assert on_hash.payloads[:2] == [b"kept", b"live"]
+
+
 def test_order_per_subscription_with_8_workers(make_client: MakeClient) -> None:
     client = make_client(workers=8)
     publisher = make_client()
