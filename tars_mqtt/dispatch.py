@@ -18,7 +18,7 @@ from typing import Any
 
 from .config import QueuePolicy
 from .dedupe import Deduplicator
-from .envelope import Message, decode_envelope
+from .envelope import Message, decode_envelope, fast_new
 from .stats import Counters
 
 __all__ = ["Dispatcher", "Inbound", "Subscription"]
@@ -76,8 +76,9 @@ class Inbound:
         with self._lock:
             if self._message is None:
                 envelope, value, error = decode_envelope(self.payload)
-                self._message = Message(
-                    topic=self.topic, payload=self.payload, qos=self.qos, retain=self.retain,
+                self._message = fast_new(
+                    Message, topic=self.topic, payload=self.payload, qos=self.qos,
+                    retain=self.retain,
                     envelope=envelope, data=envelope.data if envelope else value,
                     correlate=(envelope.correlate if envelope else None) or self.correlation,
                     reply_to=(envelope.reply_to if envelope else None) or self.response_topic,

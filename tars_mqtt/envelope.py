@@ -11,12 +11,14 @@ import dataclasses
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import ujson
 from dataclasses_json import dataclass_json
 
-__all__ = ["Envelope", "Message", "decode_envelope", "encode_payload", "to_data"]
+__all__ = ["Envelope", "Message", "decode_envelope", "encode_payload", "fast_new", "to_data"]
+
+_T = TypeVar("_T")
 
 _REQUIRED: tuple[tuple[str, type | tuple[type, ...]], ...] = (
     ("id", str),
@@ -108,7 +110,8 @@ def decode_envelope(payload: bytes) -> tuple[Envelope | None, Any, str | None]:
         if not isinstance(item, kind) or isinstance(item, bool):
             return None, value, f"field {name!r} missing or not {_kind_name(kind)}"
     seq = value.get("seq")
-    envelope = Envelope(
+    envelope = fast_new(
+        Envelope,
         id=value["id"],
         type=value["type"],
         ts=float(value["ts"]),
@@ -119,6 +122,18 @@ def decode_envelope(payload: bytes) -> tuple[Envelope | None, Any, str | None]:
         seq=seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
     )
     return envelope, value, None
+
+
+def fast_new(cls: type[_T], **values: Any) -> _T:
+    """A frozen dataclass built without its ``__init__``, for the per-message path.
+
+    The generated ``__init__`` sets each field through ``object.__setattr__`` (~1.5 µs for
+    ``Message``); this fills ``__dict__`` at once. Every field must be given; the result is
+    equal to the constructor's and still refuses assignment.
+    """
+    obj = object.__new__(cls)
+    obj.__dict__.update(values)
+    return obj
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:

@@ -33,7 +33,11 @@ class ClientStats:
 
 
 class Counters:
-    """Thread-safe counters plus a ring of recent handler latencies for percentiles."""
+    """Thread-safe counters plus a ring of recent handler latencies for percentiles.
+
+    Each thread bumps its own dict, so the hot path (three counts per message) takes no
+    lock; ``get``/``snapshot`` sum them, folding the counts of finished threads.
+    """
 
     _NAMES = (
         "published", "received", "dispatched", "dropped", "duplicates",
@@ -41,26 +45,47 @@ class Counters:
     )
 
     def __init__(self, latency_window: int = 2048) -> None:
-        self._lock = threading.Lock()
-        self._values = dict.fromkeys(self._NAMES, 0)
+        self._lock = threading.Lock()  # the list of per-thread dicts, and folding
+        self._local = threading.local()
+        self._done = dict.fromkeys(self._NAMES, 0)  # counts of threads that have finished
+        self._threads: list[tuple[threading.Thread, dict[str, int]]] = []
+        # deque.append is atomic; snapshot copies it in one C call.
         self._latencies: deque[float] = deque(maxlen=latency_window)
 
     def add(self, name: str, amount: int = 1) -> None:
-        with self._lock:
-            self._values[name] += amount
+        try:
+            values: dict[str, int] = self._local.values
+        except AttributeError:
+            values = self._local.values = dict.fromkeys(self._NAMES, 0)
+            with self._lock:
+                self._threads.append((threading.current_thread(), values))
+        values[name] += amount
 
     def get(self, name: str) -> int:
-        with self._lock:
-            return self._values[name]
+        return self._totals()[name]
 
     def record_latency(self, seconds: float) -> None:
+        self._latencies.append(seconds)
+
+    def _totals(self) -> dict[str, int]:
         with self._lock:
-            self._latencies.append(seconds)
+            live = []
+            for thread, values in self._threads:
+                if thread.is_alive():
+                    live.append((thread, values))
+                else:  # it adds nothing more: fold it, so the list stays short
+                    for name, count in values.items():
+                        self._done[name] += count
+            self._threads = live
+            totals = dict(self._done)
+            for _, values in live:
+                for name, count in values.items():
+                    totals[name] += count
+        return totals
 
     def snapshot(self, *, queue_depth: int, offline_queued: int) -> ClientStats:
-        with self._lock:
-            values = dict(self._values)
-            ordered = sorted(self._latencies)
+        values = self._totals()
+        ordered = sorted(self._latencies.copy())
         return ClientStats(
             **values,
             queue_depth=queue_depth,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 import time
@@ -13,7 +14,9 @@ import ujson
 from dataclasses_json import dataclass_json
 
 from tars_mqtt import Envelope, Message
+from tars_mqtt.dispatch import Inbound
 from tars_mqtt.envelope import decode_envelope, encode_payload, to_data
+from tars_mqtt.stats import Counters
 
 FIVE = ("id", "type", "ts", "source", "data")
 
@@ -189,3 +192,17 @@ def test_message_text_and_type() -> None:
     assert msg.text == "ok \ufffd" and msg.type is None
     env = Envelope(type="tts.say", source="s")
     assert Message(topic="t", payload=env.encode(), envelope=env).type == "tts.say"
+
+
+def test_fast_built_records_equal_the_constructors_and_stay_frozen() -> None:
+    env, _, _ = decode_envelope(wire(correlate="c", reply_to="r/t", seq=3))
+    assert env == Envelope(id="abc", type="t.x", ts=1700000000.5, source="s", data={"k": 1},
+                           correlate="c", reply_to="r/t", seq=3)
+    msg = Inbound("t/x", wire(), 1, True, "corr", None).message(Counters())
+    assert set(vars(msg)) == {f.name for f in dataclasses.fields(Message)}  # every field set
+    plain, _, _ = decode_envelope(wire())
+    assert msg == Message(topic="t/x", payload=wire(), qos=1, retain=True, envelope=plain,
+                          data={"k": 1}, correlate="corr", received_at=msg.received_at)
+    for record, name in ((env, "id"), (msg, "topic")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(record, name, "changed")
