@@ -237,7 +237,9 @@ class MQTTClient:
     def _await_suback(self, entry: Route, wait: bool = True) -> None:
         if not wait or not self._transport.connected or self._transport.on_network_thread():
             return
-        entry.acked.wait(_SUBACK_TIMEOUT)
+        if not entry.acked.wait(_SUBACK_TIMEOUT):
+            log.warning("no SUBACK for %r within %s s; it is replayed on the next connect",
+                        entry.filter, _SUBACK_TIMEOUT)
         if entry.refused is not None:
             raise SubscribeError(f"broker refused subscription {entry.filter!r}"
                                  f" (reason 0x{entry.refused:02x})")
