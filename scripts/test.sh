@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export GPIOZERO_PIN_FACTORY=mock
 .venv/bin/ruff check .
-.venv/bin/mypy --strict tars_mqtt
+.venv/bin/mypy --strict tars_mqtt hw services
 exec .venv/bin/python -m pytest -q "$@"
