@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from socket import AF_UNIX, SOCK_CLOEXEC, SOCK_DGRAM, socket
-from types import FrameType
-from typing import Any
 
 from tars_mqtt import ConfigError, ConnectError, MQTTClient, MQTTError, SubscribeError
+from tars_mqtt.signals import stop_on_signals
 
 __all__ = [
     "DEFAULT_HANDLER_LIMIT",
@@ -156,7 +154,7 @@ def serve(client: MQTTClient, *, handler_limit: float | None = None,
     limit = handler_limit_from_env() if handler_limit is None else handler_limit
     notifier = Notifier() if notifier is None else notifier
     stop = threading.Event() if stop_event is None else stop_event
-    restore = _catch_signals(stop)
+    restore = stop_on_signals(stop)
     try:
         code = _start(client, notifier, stop)
         if code is not None:
@@ -242,23 +240,3 @@ class _Watchdog:
                 wedged = problem
             if self._stopping.wait(self._interval):
                 return
-
-
-def _catch_signals(stop: threading.Event) -> Callable[[], None]:
-    """Make SIGTERM/SIGINT set ``stop`` (main thread only); returns the undo function."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    previous: dict[signal.Signals, Any] = {}
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %s: stopping", signal.Signals(signum).name)
-        stop.set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        previous[signum] = signal.signal(signum, on_signal)
-
-    def restore() -> None:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-    return restore

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import itertools
 import logging
-import signal
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any, overload
 
 from .config import MQTTConfig
@@ -27,6 +26,7 @@ from .health import HEALTH_TYPE, HEARTBEAT_TYPE, health_data, heartbeat_data
 from .publishing import AckBook, OfflineQueue, Outgoing, PublishHandle
 from .requests import PendingRequests
 from .routing import Route, RoutingTable
+from .signals import stop_on_signals
 from .stats import ClientStats, Counters
 from .ticker import Ticker
 from .timing import Backoff
@@ -158,17 +158,7 @@ class MQTTClient:
 
     def run_forever(self) -> None:
         """Start if needed, block until SIGINT/SIGTERM or ``stop()``, then stop cleanly."""
-        previous: dict[signal.Signals, Any] = {}
-
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            log.info("signal %s: stopping", signal.Signals(signum).name)
-            self._stopped.set()
-
-        # Handlers before start(): a SIGTERM while still connecting (systemd stopping a
-        # service that is starting) must end in a clean stop, not the default kill.
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                previous[signum] = signal.signal(signum, on_signal)
+        restore_signals = stop_on_signals(self._stopped)  # before start(): see signals.py
         try:
             if self._state == "new":
                 self.start()
@@ -176,8 +166,7 @@ class MQTTClient:
                 if self._transport.fatal_error is not None:
                     raise self._transport.fatal_error
         finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+            restore_signals()
             self.stop()
 
     def __enter__(self) -> MQTTClient:
