@@ -81,16 +81,6 @@ class Settles(Protocol):
     def settle(self, result: Any) -> None: ...
 
 
-class _Waiter:
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.result: Any = None
-
-    def settle(self, result: Any) -> None:
-        self.result = result
-        self.event.set()
-
-
 class AckBook:
     """Matches paho's ack callbacks to whoever waits on that message id.
 
@@ -124,16 +114,6 @@ class AckBook:
                     self._early.popitem(last=False)
                 return
         waiter.settle(result)
-
-    def wait_for(self, mid: int, timeout: float) -> Any:
-        """Block for the result of ``mid`` (a SUBACK's codes); None on timeout."""
-        waiter = _Waiter()
-        self.bind(mid, waiter)
-        if not waiter.event.wait(timeout):
-            with self._lock:
-                self._waiting.pop(mid, None)
-            return None
-        return waiter.result
 
     def fail_all(self, error: str) -> None:
         with self._lock:
