@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gpiozero.pins.mock import MockFactory
 
 from tars_mqtt import MQTTClient, MQTTConfig
 from tars_mqtt.testing import Broker
+from tests.hw.support import RecordingPWMPin
 
 os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
 
@@ -54,3 +56,12 @@ def make_client(make_config: Callable[..., MQTTConfig]) -> Iterator[Callable[...
     yield make
     for client in clients:
         client.stop(timeout=2)
+
+
+@pytest.fixture
+def factory() -> Iterator[Any]:
+    """A fresh mock pin factory per test (PWM pins that record their values)."""
+    f = MockFactory(pin_class=RecordingPWMPin)
+    yield f
+    f.close()
+    f.reset()

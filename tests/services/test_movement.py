@@ -7,25 +7,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from gpiozero.pins.mock import MockFactory
 
 from hw import DEFAULT_CALIBRATION_PATH, ServoRig, load_calibration
 from services.movement import RESULT_TYPE, Movement, handle
 from services.topics import MOVEMENT_STATUS, check_payload
-from tests.hw.support import RecordingPWMPin
 
 from .support import FakeClient, Published, garbage, message
 
 STATUS = MOVEMENT_STATUS.name
 ARM_PIN = 6  # left_arm in the shipped calibration (soft limits -80..80)
-
-
-@pytest.fixture
-def factory() -> Iterator[Any]:
-    f = MockFactory(pin_class=RecordingPWMPin)
-    yield f
-    f.close()
-    f.reset()
 
 
 @pytest.fixture

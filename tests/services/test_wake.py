@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from hw import StatusLED, WakeButton
 from services.topics import WAKE_EVENT, check_payload
@@ -59,14 +58,6 @@ def test_settings_from_env() -> None:
 def test_bad_settings_are_refused_naming_the_variable(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         WakeSettings.from_env(env)
-
-
-@pytest.fixture
-def factory() -> Iterator[Any]:
-    f = MockFactory(pin_class=MockPWMPin)
-    yield f
-    f.close()
-    f.reset()
 
 
 @pytest.fixture
