@@ -13,14 +13,14 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, overload
 
 from .config import MQTTConfig
 from .dedupe import Deduplicator
-from .dispatch import Dispatcher, Handler, Inbound, Subscription
-from .envelope import Envelope, Message, encode_payload, to_data
+from .dispatch import Dispatcher, Handler, Subscription
+from .envelope import Envelope, Inbound, Message, encode_payload, to_data
 from .errors import ConnectError, MQTTError, PublishError, SubscribeError
 from .health import HEALTH_TYPE, HEARTBEAT_TYPE, health_data, heartbeat_data
 from .publishing import AckBook, OfflineQueue, Outgoing, PublishHandle
@@ -46,7 +46,7 @@ _SUBACK_TIMEOUT = 10.0
 
 
 class MQTTClient:
-    """Connect, subscribe with handlers, publish; see the contract, §3."""
+    """Connect, subscribe with handlers, publish; see docs/api.md."""
 
     def __init__(self, config: MQTTConfig, *, backoff: Backoff | None = None) -> None:
         self.config = config
@@ -54,7 +54,7 @@ class MQTTClient:
         self._counters = Counters()
         self._dispatcher = Dispatcher(
             workers=config.workers, queue_size=config.queue_size, policy=config.queue_policy,
-            counters=self._counters,
+            counters=self._counters, window=config.receive_window,
             dedupe=Deduplicator(config.dedupe_ttl, config.dedupe_max_entries),
         )
         self._acks = AckBook()
@@ -79,7 +79,7 @@ class MQTTClient:
         self._transport = Transport(
             config, will=will, backoff=backoff, on_connected=self._on_connected,
             on_disconnected=self._on_disconnected, on_message=self._on_message,
-            on_ack=self._on_ack, on_suback=self._on_ack,
+            on_ack=self._on_ack, on_suback=self._on_ack, counters=self._counters,
         )
         self._ticker = Ticker(f"tars-mqtt-timer-{cid}", config.heartbeat_interval,
                               tick=self._tick, on_poke=self._after_connect)
@@ -87,8 +87,10 @@ class MQTTClient:
             self._routing.add_internal(keepalive_topic(cid), lambda inbound: None)
 
     @classmethod
-    def from_env(cls, prefix: str = "MQTT_", *, client_id: str | None = None) -> MQTTClient:
-        return cls(MQTTConfig.from_env(prefix, client_id=client_id))
+    def from_env(cls, prefix: str = "MQTT_", *, client_id: str | None = None,
+                 defaults: Mapping[str, Any] | None = None) -> MQTTClient:
+        """A client configured by ``MQTT_*`` variables over ``defaults``; see ``MQTTConfig``."""
+        return cls(MQTTConfig.from_env(prefix, client_id=client_id, defaults=defaults))
 
     # Lifecycle -----------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> MQTTClient:
@@ -250,8 +252,17 @@ class MQTTClient:
     def publish_event(self, topic: str, event_type: str, data: Any = None, qos: int = 1,
                       retain: bool = False, correlate: str | None = None, *,
                       reply_to: str | None = None) -> PublishHandle:
-        """Send ``data`` (dict or dataclass) in an envelope of type ``event_type``."""
+        """Send ``data`` (dict or dataclass) in an envelope of type ``event_type``.
+
+        Raises:
+            ValueError: a malformed topic, ``reply_to`` or QoS, or data strict JSON cannot
+                carry (NaN, infinities, integers too large for a float, invalid text),
+                naming the field.
+            PublishError: offline and the offline queue is full, or the client is stopped.
+        """
         validate_topic(topic)
+        if reply_to is not None:
+            validate_topic(reply_to)
         _check_qos(qos)
         envelope = self._envelope(event_type, data, correlate=correlate, reply_to=reply_to)
         return self._send(Outgoing(topic, envelope.encode(), qos, retain,
@@ -425,8 +436,10 @@ class MQTTClient:
             return f"client is {self._state}"
         if self._transport.fatal_error is not None:
             return str(self._transport.fatal_error)
-        if not self._transport.thread_alive() or not self._ticker.alive:
-            return "a client thread has died"
+        if not self._transport.thread_alive():
+            return "paho's network thread has died: the client neither reads nor reconnects"
+        if not self._ticker.alive:
+            return "the client's timer thread has died"
         dead = self._dispatcher.dead_workers()
         if dead:
             return f"worker threads died: {', '.join(dead)}"

@@ -4,6 +4,12 @@ Each subscription has its own mailbox; a mailbox is owned by at most one worker 
 time, so messages of one subscription are handled in arrival order while a slow
 handler holds only its own worker. ``queue_size`` bounds the deliveries waiting in all
 mailboxes together; what happens when it is full is the explicit ``policy``.
+
+``submit`` never blocks: it runs on paho's network thread, which must keep reading the
+socket (keepalive, the link watchdog) through any stall of a handler. Back-pressure comes
+from the broker instead: a QoS 1/2 message is acknowledged only once released here
+(handled, dropped by the policy, or skipped as a duplicate), and the broker sends no
+more unacknowledged messages than the client's receive maximum.
 """
 
 from __future__ import annotations
@@ -18,10 +24,10 @@ from typing import Any
 
 from .config import QueuePolicy
 from .dedupe import Deduplicator
-from .envelope import Message, decode_envelope, fast_new
-from .stats import Counters
+from .envelope import Inbound, Message
+from .stats import Counters, suppressed
 
-__all__ = ["Dispatcher", "Inbound", "Subscription"]
+__all__ = ["Dispatcher", "Handler", "Subscription"]
 
 log = logging.getLogger("tars_mqtt")
 
@@ -51,48 +57,6 @@ class Subscription:
         return getattr(self.handler, "__qualname__", repr(self.handler))
 
 
-class Inbound:
-    """One message as paho gave it; decoded once, lazily, on a worker."""
-
-    __slots__ = ("topic", "payload", "qos", "retain", "correlation", "response_topic",
-                 "received_at", "_message", "_lock", "_counted")
-
-    def __init__(self, topic: str, payload: bytes, qos: int, retain: bool,
-                 correlation: str | None = None, response_topic: str | None = None) -> None:
-        self.topic = topic
-        self.payload = payload
-        self.qos = qos
-        self.retain = retain
-        self.correlation = correlation
-        self.response_topic = response_topic
-        self.received_at = time.monotonic()
-        self._message: Message | None = None
-        self._lock = threading.Lock()
-        self._counted = False
-
-    def message(self, counters: Counters, *, raw: bool = False) -> Message:
-        """The decoded message; a non-envelope counts as one decode error, unless every
-        consumer asking for it is a ``raw`` subscription that expects no envelope."""
-        with self._lock:
-            if self._message is None:
-                envelope, value, error = decode_envelope(self.payload)
-                self._message = fast_new(
-                    Message, topic=self.topic, payload=self.payload, qos=self.qos,
-                    retain=self.retain,
-                    envelope=envelope, data=envelope.data if envelope else value,
-                    correlate=(envelope.correlate if envelope else None) or self.correlation,
-                    reply_to=(envelope.reply_to if envelope else None) or self.response_topic,
-                    decode_error=error, received_at=time.time(),
-                )
-            error = self._message.decode_error
-            if error is not None and not raw and not self._counted:
-                self._counted = True
-                counters.add("decode_errors")
-                log.warning("message on %s is not an envelope (%s); handlers get it raw",
-                            self.topic, error)
-            return self._message
-
-
 @dataclass(eq=False)
 class Delivery:
     sub: Subscription
@@ -104,14 +68,16 @@ class Dispatcher:
     """Worker pool with per-subscription ordering and a bounded, policy-driven intake."""
 
     def __init__(self, *, workers: int, queue_size: int, policy: QueuePolicy,
-                 counters: Counters, dedupe: Deduplicator, name: str = "tars-mqtt") -> None:
+                 counters: Counters, dedupe: Deduplicator, window: int | None = None,
+                 name: str = "tars-mqtt") -> None:
         self._size = queue_size
+        self._window = queue_size if window is None else window  # the broker's QoS 1/2 bound
         self._policy = policy
         self._counters = counters
         self._dedupe = dedupe
         lock = threading.Lock()
         self._cond = threading.Condition(lock)  # workers wait here for work
-        self._space = threading.Condition(lock)  # intake (block policy) and close() wait here
+        self._space = threading.Condition(lock)  # close() waits here for the queue to drain
         self._ready: deque[Subscription] = deque()
         self._order: deque[Delivery] = deque()  # arrival order, for drop_oldest
         self._pending = 0
@@ -133,17 +99,27 @@ class Dispatcher:
         return self._pending
 
     def submit(self, inbound: Inbound, subs: list[Subscription]) -> None:
-        """Called on the network thread: queue one message for each matching subscription."""
+        """On the network thread: queue one message for each matching subscription.
+
+        Never waits. What does not fit is dropped and counted (and, QoS 1/2, acknowledged
+        by the caller's release): the newest under ``drop_newest``, the oldest waiting
+        under ``drop_oldest``. ``block`` takes every QoS 1/2 message (the broker sends no
+        more than the receive ``window`` unacknowledged) and QoS 0 ones while the queue
+        holds fewer than ``queue_size`` + ``window``; QoS 0 beyond that is dropped.
+        """
         if not subs:
             return
         self._counters.add("received")
+        evicted: list[Delivery] = []
         with self._cond:
-            if self._closed:
+            if self._closed:  # stopping: not handled, so never acknowledged
+                inbound.abandon()
                 self._counters.add("dropped", len(subs))
                 return
-            if not self._make_room(len(subs)):
+            if not self._make_room(len(subs), inbound.qos, evicted):
                 self._counters.add("dropped", len(subs))
                 return
+            inbound.hold(len(subs))
             for sub in subs:
                 delivery = Delivery(sub, inbound)
                 sub._mailbox.append(delivery)
@@ -154,29 +130,29 @@ class Dispatcher:
                     sub._scheduled = True
                     self._ready.append(sub)
                     self._cond.notify()
+        for delivery in evicted:  # acknowledged (QoS 1/2) outside the lock
+            delivery.inbound.release()
 
-    def _make_room(self, needed: int) -> bool:
-        """With the lock held: True once ``needed`` deliveries fit, per the policy."""
+    def _make_room(self, needed: int, qos: int, evicted: list[Delivery]) -> bool:
+        """With the lock held: True once ``needed`` deliveries may be queued, per the policy."""
+        if self._policy == "block":  # the broker bounds QoS 1/2; QoS 0 gets room on top
+            return qos > 0 or self._pending + min(needed, self._size) <= self._size + self._window
         needed = min(needed, self._size)
         if self._pending + needed <= self._size:
             return True
         if self._policy == "drop_newest":
             return False
-        if self._policy == "drop_oldest":
-            while self._pending + needed > self._size and self._order:
-                oldest = self._order.popleft()
-                if oldest.taken:
-                    continue
-                # The oldest waiting delivery overall is the head of its own mailbox.
-                oldest.sub._mailbox.popleft()
-                oldest.taken = True
-                self._pending -= 1
-                self._counters.add("dropped")
-            return True
-        # block: back-pressure; paho stops reading the socket until a worker frees room.
-        while self._pending + needed > self._size and not self._closed:
-            self._space.wait(0.5)
-        return not self._closed
+        while self._pending + needed > self._size and self._order:
+            oldest = self._order.popleft()
+            if oldest.taken:
+                continue
+            # The oldest waiting delivery overall is the head of its own mailbox.
+            oldest.sub._mailbox.popleft()
+            oldest.taken = True
+            self._pending -= 1
+            self._counters.add("dropped")
+            evicted.append(oldest)
+        return True
 
     def _remember_order(self, delivery: Delivery) -> None:
         order = self._order
@@ -192,6 +168,10 @@ class Dispatcher:
         last_batch = 0.0
         while True:
             with self._cond:
+                if self._stopping:
+                    if sub is not None:
+                        self._abandon_mailbox(sub)
+                    return
                 if sub is None:
                     while not self._ready and not self._stopping:
                         self._cond.wait()
@@ -202,7 +182,11 @@ class Dispatcher:
                 for delivery in batch:
                     delivery.taken = True
             self._local.unfinished = len(batch)
-            for delivery in batch:
+            for n, delivery in enumerate(batch):
+                if self._stopping:  # close() gave up waiting: start no more handlers
+                    with self._cond:
+                        self._abandon(batch[n:])
+                    break
                 self._busy_since[me] = time.monotonic()
                 self._deliver(delivery)
                 del self._busy_since[me]
@@ -231,6 +215,7 @@ class Dispatcher:
     def _deliver(self, delivery: Delivery) -> None:
         sub, inbound = delivery.sub, delivery.inbound
         if not sub.active:
+            inbound.release()
             return
         try:
             message = inbound.message(self._counters, raw=sub.raw)
@@ -242,10 +227,26 @@ class Dispatcher:
             sub.handler(message)
             self._counters.add("dispatched")
         except Exception:
-            self._counters.add("handler_errors")
-            log.exception("handler %s failed on a message from %s", sub.name, inbound.topic)
+            quiet = self._counters.add_logged("handler_errors")
+            if quiet is not None:
+                log.exception("handler %s failed on a message from %r%s", sub.name,
+                              inbound.topic, suppressed(quiet))
         finally:
             self._counters.record_latency(time.monotonic() - inbound.received_at)
+            inbound.release()
+
+    def _abandon_mailbox(self, sub: Subscription) -> None:
+        self._abandon(list(sub._mailbox))
+        self._pending -= len(sub._mailbox)
+        sub._mailbox.clear()
+        sub._scheduled = False
+
+    def _abandon(self, deliveries: list[Delivery]) -> None:
+        """With the lock held, at close: these will not be handled. Counted as dropped and
+        never acknowledged, so the broker sends them again to a persistent session."""
+        self._counters.add("dropped", len(deliveries))
+        for delivery in deliveries:
+            delivery.inbound.abandon()
 
     def longest_busy(self) -> tuple[str, float] | None:
         """The worker busiest on one handler call, and for how long; for watchdogs."""
@@ -273,8 +274,7 @@ class Dispatcher:
             drained = self._pending <= own
             self._stopping = True
             for sub in self._ready:
-                self._pending -= len(sub._mailbox)
-                sub._mailbox.clear()
+                self._abandon_mailbox(sub)
             self._ready.clear()
             self._cond.notify_all()
         for thread in self._threads:

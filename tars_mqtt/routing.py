@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from itertools import zip_longest
 from typing import Any
 
-from .dispatch import Inbound, Subscription
+from .dispatch import Subscription
+from .envelope import Inbound
 from .topics import matches
 
 __all__ = ["Route", "RoutingTable", "Send", "filters_overlap"]

@@ -39,8 +39,12 @@ def validate_filter(topic_filter: str) -> str:
 def _check_common(text: str) -> None:
     if "\x00" in text:
         raise ValueError(f"topic {text!r} must not contain NUL")
-    if len(text.encode("utf-8")) > 65535:
-        raise ValueError("topic is longer than 65535 bytes")
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError(f"topic {text!r} is not valid UTF-8 (a lone surrogate)") from None
+    if size > 65535:
+        raise ValueError(f"topic {text[:40]!r}... is longer than 65535 bytes")
 
 
 def matches(topic_filter: str, topic: str) -> bool:
