@@ -214,15 +214,28 @@ def test_health_of_a_live_client_is_ok(url: str, make_client: Callable[..., MQTT
     assert (code, status) == (0, {live.config.client_id: "ok"})
 
 
-def test_health_of_a_stopped_client_fails(url: str, make_client: Callable[..., MQTTClient],
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_health_leaves_out_clients_that_shut_down_cleanly(
+        url: str, make_client: Callable[..., MQTTClient],
+        capsys: pytest.CaptureFixture[str]) -> None:
     live, stopped = make_client(heartbeat_interval=0.2), make_client(heartbeat_interval=0.2)
-    stopped.stop()
-    code, status = health(capsys, "--stale-after", "5")
+    stopped.stop()  # its retained health now says "shutdown"
+    assert main(["health", "--wait", "0.2", "--stale-after", "5"]) == 0
+    out = capsys.readouterr().out
+    assert f"1 stopped cleanly, not judged; --all shows them: {stopped.config.client_id}" in out
+    code, status = health(capsys, "--stale-after", "5", "--all")
     assert code == 1
     assert status == {live.config.client_id: "ok",
                       stopped.config.client_id: "not ok: shutdown"}
+    # named, a stopped client is judged: it is not running
+    assert health(capsys, "--stale-after", "5", stopped.config.client_id)[0] == 1
     assert health(capsys, "--stale-after", "5", live.config.client_id)[0] == 0
+
+
+def test_health_of_only_stopped_clients_fails(url: str, make_client: Callable[..., MQTTClient],
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    make_client().stop()
+    assert main(["health", "--wait", "0.2"]) == 1
+    assert "no running client publishes health" in capsys.readouterr().out
 
 
 def test_health_of_a_killed_client_fails(url: str, make_client: Callable[..., MQTTClient],
@@ -256,7 +269,7 @@ def test_health_without_heartbeat_is_stale(url: str, make_client: Callable[..., 
 def test_health_with_nothing_to_report_fails(url: str,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["health", "--wait", "0.1"]) == 1
-    assert "no client has published health" in capsys.readouterr().out
+    assert "no running client publishes health" in capsys.readouterr().out
     code, status = health(capsys, "ghost")
     assert (code, status) == (1, {"ghost": "missing: no health, no heartbeat"})
 
