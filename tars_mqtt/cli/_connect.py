@@ -59,9 +59,13 @@ def config_for(args: argparse.Namespace, environ: Mapping[str, str] | None = Non
         return MQTTConfig.from_env(environ=env)
     except ConfigError as exc:
         text = str(exc)
-        for var, option in given.items():
-            if text.startswith(var + ":"):
-                raise UsageError(option + text[len(var):]) from None
+        var = text.partition(":")[0]
+        if var == "MQTT_TLS_CA" and var not in given and "TLS settings given" in text:
+            # a TLS option with a plain URL: blame the option typed, if one was
+            var = next((v for v in given if v.startswith("MQTT_TLS_")), var)
+            text = var + text[len("MQTT_TLS_CA"):]
+        if var in given:
+            raise UsageError(given[var] + text[len(var):]) from None
         raise
 
 

@@ -7,7 +7,6 @@ console script runs once as a subprocess for the entry point, ``--watch`` and si
 from __future__ import annotations
 
 import json
-import os
 import queue
 import shutil
 import signal
@@ -25,36 +24,17 @@ from tars_mqtt.cli._health import HealthBook, age
 from tars_mqtt.cli._show import message_line, safe
 from tars_mqtt.envelope import Envelope, decode_envelope
 from tars_mqtt.testing import Broker, free_port
+from tests.support.cli import no_env_broker, one_error_line, url
+
+__all__ = ["no_env_broker", "url"]  # fixtures used by name
 
 CLI = shutil.which("tars-mqtt", path=str(Path(sys.executable).parent)) or "tars-mqtt"
-
-
-@pytest.fixture(autouse=True)
-def _no_env_broker(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's own MQTT_* settings must not leak into what the tests check."""
-    for name in list(os.environ):
-        if name.startswith("MQTT_"):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture
-def url(broker: Broker, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The test broker's URL, also as MQTT_URL (what the command reads by default)."""
-    monkeypatch.setenv("MQTT_URL", broker.url)
-    return broker.url
 
 
 def collect(client: MQTTClient, topic_filter: str) -> queue.Queue[Message]:
     received: queue.Queue[Message] = queue.Queue()
     client.subscribe(topic_filter, received.put, qos=1, raw=True)
     return received
-
-
-def one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got {err!r}"
-    assert lines[0].startswith("tars-mqtt: error: ")
-    return lines[0]
 
 
 # pub ------------------------------------------------------------------------------------
