@@ -108,8 +108,10 @@ def script(shell: str, parser: argparse.ArgumentParser, names: list[str]) -> str
         "    done",
         '    case "$prev" in',
         f"        {'|'.join(FILE_OPTIONS)}) COMPREPLY=($(compgen -f -- \"$cur\")); return ;;",
-        f"        {'|'.join(TOPIC_OPTIONS)}) COMPREPLY=($(compgen -W \"$filters\" -- \"$cur\"));"
-        " return ;;",
+        f"        {'|'.join(TOPIC_OPTIONS)})",
+        '            if [[ "$command" == sub ]]; then local words="$filters"; else local'
+        ' words="$topics"; fi',
+        '            COMPREPLY=($(compgen -W "$words" -- "$cur")); return ;;',
         f"        {'|'.join(other_valued)}) COMPREPLY=(); return ;;",
         "    esac",
         '    case "$command" in',

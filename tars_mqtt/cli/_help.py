@@ -149,7 +149,8 @@ exit status:
   0  the script was printed
   2  unknown shell
 
-install:
-  bash:  tars-mqtt completion bash > ~/.local/share/bash-completion/completions/tars-mqtt
-  zsh:   after compinit in ~/.zshrc: source <(tars-mqtt completion zsh)""",
+examples:
+  tars-mqtt completion bash > ~/.local/share/bash-completion/completions/tars-mqtt
+  source <(tars-mqtt completion zsh)               # in ~/.zshrc, after compinit
+  tars-mqtt completion bash --topic lab/sensor/1 --topic lab/sensor/2""",
 }
