@@ -79,10 +79,9 @@ def sub(args: argparse.Namespace) -> int:
         nonlocal shown, last
         with lock:
             last = time.monotonic()
-            if done.is_set() or any(matches(f, msg.topic) for f in args.filter_out):
-                return
             if args.retained_only and not msg.retain:
-                done.set()
+                done.set()  # the broker has sent what it keeps (even if -T hides this one)
+            if done.is_set() or any(matches(f, msg.topic) for f in args.filter_out):
                 return
             if (args.no_retained and msg.retain) or not shown_ids.first_time(msg):
                 return

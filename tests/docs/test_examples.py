@@ -19,7 +19,7 @@ from services.topics import MOVEMENT_COMMAND, check_payload
 from tars_mqtt import ClientStats, Message, MQTTClient, PublishError
 from tars_mqtt.testing import Broker, ManualClock
 
-from .support import ROOT, run_program
+from .support import REAL_IDS, ROOT, RobotWatch, run_program
 
 MakeClient = Callable[..., MQTTClient]
 
@@ -78,9 +78,34 @@ def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 @pytest.mark.parametrize("name", sorted(OUTPUTS))
 def test_example_main_runs(name: str, broker: Broker) -> None:
-    out = run_program(ROOT / "examples" / f"{name}.py", broker)
+    robot = RobotWatch(broker)
+    try:
+        out = run_program(ROOT / "examples" / f"{name}.py", broker)
+        problems = robot.problems()
+    finally:
+        robot.stop()
     assert out.returncode == 0, out.stderr
     assert out.stdout == OUTPUTS[name]
+    assert not problems, f"examples/{name}.py is not safe next to a running robot: {problems}"
+
+
+@pytest.mark.parametrize("name", ["request_reply", "async_service"])
+def test_colleague_example_is_safe_next_to_a_robot(name: str, broker: Broker) -> None:
+    robot = RobotWatch(broker)
+    try:
+        out = run_program(ROOT / "examples" / f"{name}.py", broker)
+        problems = robot.problems()
+    finally:
+        robot.stop()
+    assert out.returncode == 0, out.stderr
+    assert not problems, f"examples/{name}.py is not safe next to a running robot: {problems}"
+
+
+def test_every_example_has_its_own_client_ids() -> None:
+    for path in sorted((ROOT / "examples").glob("*.py")):
+        ids = re.findall(r"""client_id\s*=\s*["']([^"']+)["']""", path.read_text())
+        assert ids, f"{path.name}: names no client id"
+        assert not set(ids) & REAL_IDS, f"{path.name} takes a real service's id: {ids}"
 
 
 def test_every_new_example_is_run_here() -> None:
