@@ -14,7 +14,6 @@ from .calibration import (
     calibration_path_from_env,
     load_calibration,
 )
-from .clock import Clock, ManualClock, RealClock
 from .errors import (
     CalibrationError,
     HardwareError,
@@ -38,7 +37,6 @@ from .servo import Joint, ServoRig
 
 __all__ = [
     "CalibrationError",
-    "Clock",
     "DEFAULT_CALIBRATION_PATH",
     "HardwareError",
     "Joint",
@@ -48,13 +46,11 @@ __all__ = [
     "MIN_SPEED",
     "MOTIONS",
     "MOTION_NAMES",
-    "ManualClock",
     "MotionError",
     "PATTERNS",
     "Pattern",
     "PinFactoryError",
     "PoseError",
-    "RealClock",
     "RigCalibration",
     "STATES",
     "ServoRig",

@@ -17,6 +17,8 @@ from typing import Any
 from gpiozero import AngularServo
 from gpiozero.pins import Factory
 
+from tars_mqtt.timing import Clock, MonotonicClock
+
 from .calibration import (
     FRAME_WIDTH,
     JointCalibration,
@@ -24,7 +26,6 @@ from .calibration import (
     calibration_path_from_env,
     load_calibration,
 )
-from .clock import Clock, RealClock
 from .errors import HardwareError, MotionError, PoseError
 from .motions import Keyframe, interpolate, plan_motion, step_count
 from .pins import make_pin_factory, resolve_pin_factory
@@ -142,7 +143,7 @@ class ServoRig:
     def __init__(self, calibration: RigCalibration, *, pin_factory: Factory | None = None,
                  clock: Clock | None = None) -> None:
         self._calibration = calibration
-        self._clock: Clock = clock if clock is not None else RealClock()
+        self._clock: Clock = clock if clock is not None else MonotonicClock()
         self._lock = threading.RLock()
         self._closed = False
         factory = resolve_pin_factory(pin_factory)
