@@ -1,8 +1,8 @@
 """TARS's hardware layer on gpiozero: servos, motions, wake button, status LED.
 
 Knows pins, nothing of MQTT. Every driver takes a keyword-only ``pin_factory``;
-``None`` means :func:`default_pin_factory` (``$GPIOZERO_PIN_FACTORY``, where ``mock``
-gives PWM-capable mock pins, else gpiozero's default). See docs/hardware.md.
+``None`` means gpiozero's own ``Device.pin_factory`` (chosen by gpiozero from
+``$GPIOZERO_PIN_FACTORY``; with ``mock`` its pins can do PWM). See docs/hardware.md.
 """
 
 from .button import WakeButton
@@ -32,7 +32,7 @@ from .motions import (
     interpolate,
     plan_motion,
 )
-from .pins import default_pin_factory, make_pin_factory
+from .pins import default_pin_factory
 from .servo import Joint, ServoRig
 
 __all__ = [
@@ -62,7 +62,6 @@ __all__ = [
     "default_pin_factory",
     "interpolate",
     "load_calibration",
-    "make_pin_factory",
     "pattern_for",
     "plan_motion",
 ]

@@ -28,7 +28,7 @@ from .calibration import (
 )
 from .errors import HardwareError, MotionError, PoseError
 from .motions import Keyframe, interpolate, plan_motion, step_count
-from .pins import make_pin_factory, resolve_pin_factory
+from .pins import resolve_pin_factory
 
 __all__ = ["Joint", "ServoRig"]
 
@@ -160,10 +160,8 @@ class ServoRig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, *,
                  pin_factory: Factory | None = None, clock: Clock | None = None) -> ServoRig:
-        """A rig from ``$TARS_CALIBRATION`` (else the shipped file) and the pin factory
-        from ``$GPIOZERO_PIN_FACTORY`` (else gpiozero's default)."""
-        if pin_factory is None and environ is not os.environ:
-            pin_factory = make_pin_factory(environ=environ)
+        """A rig from ``$TARS_CALIBRATION`` (else the shipped file); the pins are
+        gpiozero's (``$GPIOZERO_PIN_FACTORY``) unless ``pin_factory`` is given."""
         calibration = load_calibration(calibration_path_from_env(environ))
         return cls(calibration, pin_factory=pin_factory, clock=clock)
 

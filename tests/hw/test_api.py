@@ -10,7 +10,7 @@ import hw
 
 SERVICE_NAMES = {
     "MOTION_NAMES", "MotionError", "PoseError", "HardwareError", "ServoRig", "plan_motion",
-    "load_calibration", "calibration_path_from_env", "make_pin_factory", "WakeButton",
+    "load_calibration", "calibration_path_from_env", "default_pin_factory", "WakeButton",
     "StatusLED", "STATES", "StateError",
 }
 
