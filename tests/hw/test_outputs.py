@@ -33,21 +33,6 @@ def pca_cal(name: str = "left_arm", channel: int = 3, **kw: Any) -> JointCalibra
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def chip(clock: ManualClock) -> SimulatedPCA9685:
-    return SimulatedPCA9685(clock=clock)
-
-
-@pytest.fixture
-def bus(chip: SimulatedPCA9685) -> MockI2CBus:
-    return MockI2CBus({0x40: chip})
-
-
-@pytest.fixture
 def boards(bus: MockI2CBus, clock: ManualClock) -> PCA9685Boards:
     return PCA9685Boards(i2c_factory=lambda n: bus, clock=clock)
 

@@ -21,21 +21,6 @@ MODE1, MODE2, PRE_SCALE, ALL_LED_OFF_H = 0x00, 0x01, 0xFE, 0xFD
 TICK = 122 / 25e6
 
 
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def chip(clock: ManualClock) -> SimulatedPCA9685:
-    return SimulatedPCA9685(clock=clock)
-
-
-@pytest.fixture
-def bus(chip: SimulatedPCA9685) -> MockI2CBus:
-    return MockI2CBus({0x40: chip})
-
-
 def board(bus: MockI2CBus, clock: ManualClock, **kw: Any) -> PCA9685:
     return PCA9685(bus, clock=clock, **kw)
 
