@@ -153,3 +153,19 @@ def serve(client: MQTTClient, *, on_stopping: Callable[[], None] | None = None) 
         log.error("%s: %s", client.config.client_id, exc)
         client.stop()
         return 1
+
+
+def reply_topic_for(msg: Message, spec: TopicSpec) -> str | None:
+    """Where a request's answer may go: its ``reply_to`` when that is ``spec``'s topic or a
+    client's own reply topic, else None (answer on ``spec`` with ``correlate``).
+
+    A request is anyone's to send: a ``reply_to`` naming another topic (``movement/command``,
+    a wildcard) would make the service publish there, so it is never followed.
+    """
+    target = msg.reply_to
+    if target == spec.name:
+        return target
+    if target and target.startswith("system/reply/") and target.count("/") == 2 and not any(
+            c in target for c in "+#\x00"):
+        return target
+    return None

@@ -126,7 +126,7 @@ async def stream_chat(client: httpx.AsyncClient, endpoint: Endpoint,
     timeout = httpx.Timeout(endpoint.read_timeout, connect=endpoint.connect_timeout)
     for attempt in range(endpoint.retries + 1):
         pieces = 0
-        wait: float | None = 0.0  # None: not worth retrying
+        wait: float | None  # the least delay before a retry; None: not worth retrying
         try:
             async with client.stream("POST", endpoint.url, json=endpoint.body(messages),
                                      headers=endpoint.headers(), timeout=timeout) as response:
@@ -140,7 +140,7 @@ async def stream_chat(client: httpx.AsyncClient, endpoint: Endpoint,
             if pieces:
                 raise EndpointError(f"the stream broke: {_describe(exc)}", partial=True) \
                     from None
-            problem = f"{endpoint_name(endpoint)}: {_describe(exc)}"
+            problem, wait = f"{endpoint_name(endpoint)}: {_describe(exc)}", 0.0
         except EndpointError as exc:
             exc.partial = pieces > 0
             raise

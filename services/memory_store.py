@@ -142,7 +142,7 @@ class MemoryStore:
                 " FROM turns_fts JOIN turns t ON t.id = turns_fts.rowid"
                 " WHERE turns_fts MATCH ? ORDER BY bm25(turns_fts), t.id DESC LIMIT ?",
                 (expression, k)).fetchall()
-            return [Hit(r[0], r[1], r[2], r[3], round(-r[4], 4), r[5]) for r in rows]
+            return [Hit(r[0], r[1], r[2], r[3], -r[4], r[5]) for r in rows]
 
         return list(self._run(search))
 

@@ -16,7 +16,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_PERSONA", "Persona", "PersonaError", "dump", "load", "parse", "save"]
+__all__ = [
+    "DEFAULT_PERSONA", "Persona", "PersonaError", "dump", "from_data", "load", "parse", "save",
+]
 
 DEFAULT_PERSONA = "persona.toml"  # shipped in the services package
 _TRAIT = re.compile(r"^[a-z][a-z_]{0,31}$")
@@ -65,14 +67,26 @@ def parse(text: str, where: str = "persona") -> Persona:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PersonaError(f"{where}: not TOML: {exc}") from None
+    return from_data(raw, where)
+
+
+def from_data(raw: Any, where: str = "persona") -> Persona:
+    """A persona from parsed TOML or a ``system/character/current`` payload's data.
+
+    Raises:
+        PersonaError: a field missing or of the wrong kind (named).
+    """
+    if not isinstance(raw, dict):
+        raise PersonaError(f"{where}: must be a table, got {type(raw).__name__}")
     unknown = set(raw) - {"name", "description", "traits", "voice"}
     if unknown:
-        raise PersonaError(f"{where}: unknown keys {sorted(unknown)}")
+        raise PersonaError(f"{where}: unknown keys {sorted(unknown, key=str)[:5]}")
     name, description = raw.get("name"), raw.get("description", "")
     for key, value in (("name", name), ("description", description)):
         if not isinstance(value, str) or len(value) > _MAX_TEXT or "\n" in value:
             raise PersonaError(f"{where}: {key} must be one line of text (up to {_MAX_TEXT})")
-    if not name or not name.strip():
+    assert isinstance(name, str) and isinstance(description, str)
+    if not name.strip():
         raise PersonaError(f"{where}: name must not be empty")
     persona = Persona(name.strip(), description.strip(), {}, _voice(where, raw.get("voice", {})))
     traits = raw.get("traits", {})
@@ -126,14 +140,18 @@ def _voice(where: str, voice: Any) -> Voice:
     if not isinstance(voice, dict):
         raise PersonaError(f"{where}: [voice] must be a table")
     out: Voice = {}
+    if len(voice) > _MAX_TRAITS:
+        raise PersonaError(f"{where}: [voice] has more than {_MAX_TRAITS} keys")
     for key, value in voice.items():
+        if not isinstance(key, str):
+            raise PersonaError(f"{where}: voice keys must be words")
         if isinstance(value, str):
             fits = len(value) <= _MAX_TEXT
         else:
             fits = isinstance(value, int | float) and not isinstance(value, bool) and (
                 abs(value) < 1e9 if isinstance(value, int) else math.isfinite(value))
         if not _TRAIT.match(key) or not fits:
-            raise PersonaError(f"{where}: voice.{key} must be a short text or a number")
+            raise PersonaError(f"{where}: voice {_shown(key)} must be a short text or a number")
         out[key] = value
     return out
 
