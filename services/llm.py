@@ -59,7 +59,7 @@ class LLMService:
             await self.answers.finish(msg, {"reply": "", "error": "; ".join(wrong)})
             return
         session = data.get("session") or msg.envelope.source
-        refused = self.answers.start(msg, text, data.get("history"), session)
+        refused = self.answers.start(msg, text, data.get("history"), session, data.get("turn"))
         if refused is not None:
             self.tally.add("busy")
             await self.answers.finish(msg, {"reply": "", "error": refused})
@@ -72,7 +72,8 @@ class LLMService:
         if wrong:
             self._malformed(msg, wrong)
             return
-        n = self.answers.cancel(data.get("request"), data.get("session"))
+        assert msg.envelope is not None
+        n = self.answers.cancel(data.get("request"), data.get("session"), msg.envelope.ts)
         log.info("cancel %s: %d answer(s) stopped", data, n)
 
     async def on_health(self, msg: Message) -> None:
@@ -99,7 +100,7 @@ class LLMService:
 
     async def stopping(self) -> None:
         """Answer what is in flight with ``cancelled`` while the client still publishes."""
-        tasks = [task for task, _ in self.answers.active.values()]
+        tasks = [task for task, _, _ in self.answers.active.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

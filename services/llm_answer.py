@@ -40,10 +40,11 @@ class Answerer:
         self.client, self.settings, self.http, self.tally = client, settings, http, tally
         self.persona: Persona = settings.persona
         self.health: dict[str, bool] = {}  # client id -> ok, from retained health
-        self.active: dict[str, tuple[asyncio.Task[None], str]] = {}
+        self.active: dict[str, tuple[asyncio.Task[None], str, float]] = {}
         self._now = now
 
-    def start(self, msg: Message, text: str, history: Any, session: str) -> str | None:
+    def start(self, msg: Message, text: str, history: Any, session: str,
+              turn: int | None) -> str | None:
         """Begin answering ``msg``; why not (busy), or None."""
         assert msg.envelope is not None
         rid = msg.envelope.id
@@ -51,15 +52,16 @@ class Answerer:
             return None  # a redelivery of a request being answered
         if len(self.active) >= self.settings.max_streams:
             return f"busy: already writing {len(self.active)} answers"
-        task = asyncio.create_task(self._answer(msg, text, clean_history(history)))
-        self.active[rid] = (task, session)
+        task = asyncio.create_task(self._answer(msg, text, clean_history(history), turn))
+        self.active[rid] = (task, session, msg.envelope.ts)
         task.add_done_callback(lambda _: self.active.pop(rid, None))
         return None
 
-    def cancel(self, request: str | None, session: str | None) -> int:
-        """Cancel the answer to ``request`` and/or every answer of ``session``; how many."""
-        hits = [task for rid, (task, owner) in self.active.items()
-                if rid == request or (session is not None and owner == session)]
+    def cancel(self, request: str | None, session: str | None, before: float) -> int:
+        """Cancel the answer to ``request`` and/or every answer of ``session`` asked for
+        before ``before`` (a cancel never stops a question sent after it); how many."""
+        hits = [task for rid, (task, owner, ts) in self.active.items()
+                if rid == request or (session is not None and owner == session and ts <= before)]
         for task in hits:
             task.cancel()
         return len(hits)
@@ -78,7 +80,8 @@ class Answerer:
         except MQTTError as exc:
             log.warning("the answer to %s could not be sent: %s", msg.envelope.id, exc)
 
-    async def _answer(self, msg: Message, text: str, history: list[dict[str, str]]) -> None:
+    async def _answer(self, msg: Message, text: str, history: list[dict[str, str]],
+                      turn: int | None) -> None:
         assert msg.envelope is not None
         rid, reply, seq = msg.envelope.id, "", 0
         final: dict[str, Any] = {}
@@ -89,7 +92,8 @@ class Answerer:
                 async for piece in self._pieces(text, history, memories, final):
                     piece = piece[:self.settings.max_chars - len(reply)]
                     reply += piece
-                    await self._delta(rid, piece, seq)
+                    await self._delta(rid, {"delta": piece, "seq": seq} if turn is None
+                                      else {"delta": piece, "seq": seq, "turn": turn})
                     seq += 1
                     if len(reply) >= self.settings.max_chars:
                         log.warning("answer %s cut at %d characters", rid, len(reply))
@@ -138,10 +142,9 @@ class Answerer:
             return []
         return msg.data.get("results", []) if isinstance(msg.data, dict) else []
 
-    async def _delta(self, rid: str, piece: str, seq: int) -> None:
+    async def _delta(self, rid: str, data: dict[str, Any]) -> None:
         try:
             await self.client.publish_event(t.LLM_STREAM.name, t.LLM_STREAM.event_type,
-                                            {"delta": piece, "seq": seq}, qos=t.LLM_STREAM.qos,
-                                            correlate=rid)
+                                            data, qos=t.LLM_STREAM.qos, correlate=rid)
         except MQTTError as exc:  # QoS 0: a lost piece; the final answer carries everything
-            log.debug("delta %d of %s not sent: %s", seq, rid, exc)
+            log.debug("piece %d of %s not sent: %s", data["seq"], rid, exc)

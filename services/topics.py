@@ -71,18 +71,21 @@ TTS_STATUS = _spec("tts/status", 0, "tts.status", "speech", "router wake",
 TTS_CONTROL = _spec("tts/control", 1, "tts.control", "router tools", "speech",
                     {"action": (str,)}, values={"action": frozenset({"stop"})})
 # A question for tars-llm, sent as a request (reply topic llm/response). ``history`` is the
-# conversation so far, ``[{role: "user"|"assistant", content}]``, oldest first.
+# conversation so far, ``[{role: "user"|"assistant", content}]``, oldest first; ``turn`` is
+# the asker's own number for the question, echoed on every llm/stream piece of the answer.
 LLM_REQUEST = _spec("llm/request", 1, "llm.request", "router", "llm",
-                    {"text": (str,), "history": (list,), "session": (str,)}, "history session")
+                    {"text": (str,), "history": (list,), "session": (str,), "turn": (int,)},
+                    "history session turn")
 # The answer as it is written: ``delta`` is the next piece of text, ``seq`` counts the pieces
 # of one answer from 0 (a gap shows a lost piece); ``correlate`` is the request's id.
 LLM_STREAM = _spec("llm/stream", 0, "llm.stream", "llm", "router",
-                   {"delta": (str,), "seq": (int,)})
+                   {"delta": (str,), "seq": (int,), "turn": (int,)}, "turn")
 # The whole answer, once, correlated to the request. ``action`` (a motion or "stop") asks the
 # router to carry out that movement intent; ``error`` says why there is no (whole) answer.
 LLM_RESPONSE = _spec("llm/response", 1, "llm.response", "llm", "router",
                      {"reply": (str,), "error": (str,), "action": (str,)}, "error action")
-# Stop answering request ``request`` (its envelope id) at once, or every request of ``session``.
+# Stop answering request ``request`` (its envelope id) at once, or every request of
+# ``session`` sent before this cancel (by the envelopes' ``ts``).
 LLM_CANCEL = _spec("llm/cancel", 1, "llm.cancel", "router", "llm",
                    {"request": (str,), "session": (str,)}, "request session")
 # What was said before that matches ``text``: up to ``k`` turns, best first (reply topic
