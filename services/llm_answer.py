@@ -87,7 +87,10 @@ class Answerer:
         final: dict[str, Any] = {}
         try:
             async with asyncio.timeout(self.settings.answer_timeout):
-                memories = useful_memories(await self._recall(text), text, history,
+                # the model sees the history too, so memories repeating it are dropped;
+                # the skills see no history, so they keep them
+                seen = history if self.settings.endpoint is not None else []
+                memories = useful_memories(await self._recall(text), text, seen,
                                            self.settings.memory_k)
                 async for piece in self._pieces(text, history, memories, final):
                     piece = piece[:self.settings.max_chars - len(reply)]

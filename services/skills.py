@@ -18,11 +18,12 @@ from typing import Any
 from .conversation import parse_intent
 from .persona import Persona
 
-__all__ = ["CAPABILITIES", "Facts", "Reply", "respond"]
+__all__ = ["CAPABILITIES", "NO_MODEL", "Facts", "Reply", "respond"]
 
 CAPABILITIES = ("I can tell you the time and the date, who I am, which of my systems are"
                 " running, and what we talked about. I can wave, bow, laugh, step forward or"
                 " back, turn left or right, and stop.")
+NO_MODEL = "I cannot look that up without my language model."
 # Extra ways to ask for a motion that the router's own phrases do not cover.
 _MORE_MOVES = ((("move", "walk", "come here", "go"), "step_forward", "Walking forward."),
                (("spin", "turn around"), "turn_left", "Turning."))
@@ -87,7 +88,7 @@ def respond(question: str, facts: Facts) -> Reply:
     for phrases, motion, said in _MORE_MOVES:
         if has(*phrases):
             return Reply(said, motion)
-    return Reply("I cannot look that up without my language model. " + CAPABILITIES)
+    return Reply(f"{NO_MODEL} Ask me what I can do.")
 
 
 def _recall(question: str, memories: Sequence[Mapping[str, Any]]) -> str:
