@@ -7,51 +7,28 @@ responder; every wait is on a message or on the server's record, with a timeout.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tars_mqtt import Message, MQTTClient
+from tars_mqtt import Message
 from tars_mqtt.testing import Broker
+from tests.integration import test_services as shared
 from tests.integration.test_services import Recorder, Service, stop_cleanly
 from tests.support.openai_server import OpenAIServer, Reply, running
 
 KEY = "sk-local-test-key-0123456789"
 TIMEOUT = 15.0
+rec, start = shared.rec, shared.start  # the services' fixtures: a recorder, started processes
 
 
 @pytest.fixture
 def server() -> Iterator[OpenAIServer]:
     with running() as s:
         yield s
-
-
-@pytest.fixture
-def rec(make_client: Callable[..., MQTTClient]) -> Recorder:
-    return Recorder(make_client())
-
-
-@pytest.fixture
-def start(broker: Broker, tmp_path: Path, rec: Recorder) -> Iterator[Callable[..., Service]]:
-    started: list[Service] = []
-
-    def run(name: str, **env: str) -> Service:
-        svc = Service(name, broker, tmp_path, **env)
-        started.append(svc)
-        try:
-            rec.wait(f"system/health/{name}", timeout=20, event="ready")
-        except AssertionError:
-            svc.terminate()
-            raise AssertionError(f"{name} never got ready; log:\n{svc.log()}") from None
-        return svc
-
-    yield run
-    for svc in started:
-        if svc.proc.poll() is None:
-            svc.proc.kill()
-            svc.proc.wait(TIMEOUT)
 
 
 @pytest.fixture
@@ -80,8 +57,11 @@ def test_streams_in_order_then_one_answer_with_persona_and_memory_in_the_prompt(
     start("memory", **llm_env)
     llm = start("llm", **llm_env)
     rec.client.publish_event("stt/final", "stt.final", {"text": "my cat is called Tom"}).wait(5)
-    found = rec.client.request("memory/query", "memory.query", {"text": "cat"}, timeout=TIMEOUT,
-                               reply_topic="memory/results")
+    deadline = time.monotonic() + TIMEOUT  # the turn and the query travel separately
+    while not (found := rec.client.request("memory/query", "memory.query", {"text": "cat"},
+                                           timeout=TIMEOUT, reply_topic="memory/results")
+               ).data["results"] and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert [r["text"] for r in found.data["results"]] == ["my cat is called Tom"]
     server.default = Reply(tokens=("Your", " cat", " is", " Tom.", " He", " is", " nice."),
                            interval=0.05)
