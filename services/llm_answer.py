@@ -109,11 +109,13 @@ class Answerer:
             final["error"] = f"no whole answer within {self.settings.answer_timeout:g} s"
         except asyncio.CancelledError:
             self.tally.add("cancelled")
+            self.active.pop(rid, None)
             await self.finish(msg, {"reply": reply, "error": "cancelled"})
             raise
         if "error" in final:
             self.tally.add("failed")
             log.warning("answer %s failed: %s", rid, final["error"])
+        self.active.pop(rid, None)  # free before the answer goes: the next may come at once
         await self.finish(msg, {"reply": reply, **final})
 
     async def _pieces(self, text: str, history: list[dict[str, str]],
