@@ -1,30 +1,29 @@
 """tars-router: the conversation (:mod:`services.conversation`) on the asyncio client.
 
-Subscribes ``wake/event``, ``stt/final`` and ``tts/status``; handlers only queue the
-machine's events, one loop feeds them (and the deadlines) to :class:`Conversation` and
-carries its actions out: ``system/state`` (retained), ``movement/command``,
-``movement/stop``, ``tts/say``, ``tts/control``, and ``llm/request`` as a request with a
-timeout whose reply, or the fallback sentence, is said.
+Subscribes ``wake/event``, ``stt/final``, ``tts/status`` and ``llm/stream``; handlers only
+queue the machine's events, one loop feeds them (and the deadlines) to
+:class:`Conversation` and carries its actions out: ``system/state`` (retained),
+``movement/command``, ``movement/stop``, ``tts/say``, ``tts/control``, ``llm/cancel``, and
+``llm/request`` as a request whose streamed pieces are said sentence by sentence; no first
+piece (or reply) within ``TARS_ROUTER_LLM_TIMEOUT`` says the fallback sentence.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import time
 from typing import Any
 
-from tars_mqtt import ConfigError, ConnectError, Message, MQTTConfig, MQTTError, RequestTimeout
+from tars_mqtt import Message, MQTTError, RequestTimeout
 from tars_mqtt.aio import AsyncMQTTClient
 
 from . import topics as t
-from .common import Tally, problems, setup_logging
-from .conversation import Action, AskLLM, Conversation, RouterSettings, event_from
-from .sdnotify import EXIT_CONFIG, Notifier
+from .common import Tally, problems
+from .conversation import Action, AskLLM, Conversation, Publish, RouterSettings, event_from
+from .runtime import AsyncService, run_async
 
-__all__ = ["Router", "main", "serve"]
+__all__ = ["Router", "main", "setup"]
 
 log = logging.getLogger("tars.router")
 
@@ -38,7 +37,10 @@ class Router:
         self.tally = Tally()
         self.events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self.tasks: set[asyncio.Task[None]] = set()
-        for spec in (t.WAKE_EVENT, t.STT_FINAL, t.TTS_STATUS):
+        self.first_words: dict[int, asyncio.Event] = {}  # turn -> its first piece came
+        topics = (t.WAKE_EVENT, t.STT_FINAL, t.TTS_STATUS) + ((t.LLM_STREAM,) if
+                                                              settings.stream else ())
+        for spec in topics:
             client.subscribe(spec.name, self.on_message, qos=spec.qos)
 
     async def on_message(self, msg: Message) -> None:
@@ -59,6 +61,8 @@ class Router:
                 event = await asyncio.wait_for(self.events.get(), wait)
             except TimeoutError:
                 event = ("timeout",)
+            if event[0] == "delta" and event[1] in self.first_words:
+                self.first_words[event[1]].set()
             await self._perform(self.machine.handle(event, time.monotonic()))
 
     async def _perform(self, actions: list[Action]) -> None:
@@ -76,79 +80,57 @@ class Router:
                 log.warning("not published on %s: %s", action.spec.name, exc)
 
     async def _ask(self, ask: AskLLM) -> None:
-        reply = None
+        """Ask; the first piece must come within the LLM timeout, the reply within the
+        answer timeout. No answer (or one with ``error``) is fed back as None."""
+        reply, action = None, None
+        data: dict[str, Any] = {"text": ask.text, "turn": ask.turn, "session": ask.session}
+        if ask.history:
+            data["history"] = list(ask.history)
+        first = self.first_words[ask.turn] = asyncio.Event()
+        asking = asyncio.ensure_future(self.client.request(
+            t.LLM_REQUEST.name, t.LLM_REQUEST.event_type, data, self.settings.answer_timeout,
+            reply_topic=t.LLM_RESPONSE.name))
+        started = asyncio.ensure_future(first.wait())
         try:
-            msg = await self.client.request(t.LLM_REQUEST.name, t.LLM_REQUEST.event_type,
-                                            {"text": ask.text}, self.settings.llm_timeout,
-                                            reply_topic=t.LLM_RESPONSE.name)
-            data = msg.data if isinstance(msg.data, dict) else {}
-            if isinstance(data.get("reply"), str) and data["reply"] and not data.get("error"):
-                reply = data["reply"]
+            await asyncio.wait({asking, started}, timeout=self.settings.llm_timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+            if not (asking.done() or started.done()):
+                raise RequestTimeout(f"no first words within {self.settings.llm_timeout} s")
+            msg = await asking
+            answer = msg.data if isinstance(msg.data, dict) else {}
+            if isinstance(answer.get("reply"), str) and not answer.get("error"):
+                reply = answer["reply"]
+                action = answer.get("action") if isinstance(answer.get("action"), str) else None
             else:
-                log.warning("the LLM answered with an error: %s", data.get("error", data))
-        except RequestTimeout:
-            log.warning("no LLM answer within %s s: the fallback is spoken",
-                        self.settings.llm_timeout)
+                log.warning("the LLM answered with an error: %s", answer.get("error", answer))
+        except RequestTimeout as exc:
+            log.warning("%s: the fallback is spoken", exc)
+            await self._perform([Publish(t.LLM_CANCEL, {"session": ask.session})])
         except MQTTError as exc:
             log.warning("llm request failed: %s", exc)
-        self.events.put_nowait(("answer", ask.turn, reply))
+        finally:
+            asking.cancel()
+            started.cancel()
+            self.first_words.pop(ask.turn, None)
+        self.events.put_nowait(("answer", ask.turn, reply, action))
 
 
-async def serve(client: AsyncMQTTClient, settings: RouterSettings) -> int:
-    """Run until SIGTERM/SIGINT (READY/WATCHDOG/STOPPING to systemd), then stop cleanly."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    notifier = Notifier()
-    router = Router(client, settings)
-    delay = 0.5
-    while True:  # a broker that is down at boot is waited for, bad credentials are not
-        try:
-            await client.start()
-            break
-        except ConnectError as exc:
-            if exc.reason in ("bad_credentials", "not_authorized"):
-                log.error("cannot start: %s", exc)
-                return EXIT_CONFIG
-            log.warning("%s; retrying in %.1f s", exc, delay)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)
-            return 0
-        delay = min(delay * 2, 5.0)
-    notifier.ready()
-    tasks = [asyncio.create_task(c) for c in (router.run(), stop.wait(), _pings(client, notifier))]
-    done, _ = await asyncio.wait(tasks[:2], return_when=asyncio.FIRST_COMPLETED)
-    crashed = tasks[0] in done  # run() only ever ends by raising
-    if crashed:
-        log.error("the router loop died", exc_info=tasks[0].exception())
-    log.info("stopping; counts %s", router.tally.as_dict())
-    notifier.stopping()
-    for task in (*tasks, *router.tasks):
-        task.cancel()
-    await asyncio.gather(*tasks, *router.tasks, return_exceptions=True)
-    await client.stop()
-    return 1 if crashed else 0
+def setup(client: AsyncMQTTClient) -> AsyncService:
+    """The router on ``client``: TARS_ROUTER_* timeouts (RouterSettings)."""
+    router = Router(client, RouterSettings.from_env())
 
+    async def close() -> None:
+        for task in list(router.tasks):
+            task.cancel()
+        await asyncio.gather(*router.tasks, return_exceptions=True)
+        log.info("router stopped; counts %s", router.tally.as_dict())
 
-async def _pings(client: AsyncMQTTClient, notifier: Notifier) -> None:
-    """WATCHDOG=1 while the loop turns and the client is live (a wedged loop stops them)."""
-    while notifier.watchdog_interval:
-        if client.sync.liveness_problem() is None:
-            notifier.watchdog()
-        await asyncio.sleep(notifier.watchdog_interval)
+    return AsyncService(main=router.run, close=close)
 
 
 def main() -> int:
     """``tars-router``: MQTT_* for the client, TARS_ROUTER_* timeouts (RouterSettings)."""
-    setup_logging()
-    try:
-        settings = RouterSettings.from_env()
-        config = MQTTConfig.from_env(client_id="router")
-    except ConfigError as exc:
-        log.error("cannot start: %s", exc)
-        return 2
-    return asyncio.run(serve(AsyncMQTTClient(config), settings))
+    return run_async("router", setup)
 
 
 if __name__ == "__main__":
