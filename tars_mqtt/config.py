@@ -175,7 +175,7 @@ class MQTTConfig:
             raise _fail("tls_cert", "tls_cert and tls_key go together")
         for name in ("tls_ca", "tls_cert", "tls_key", "tls_insecure"):
             if getattr(self, name) and not self.tls:
-                raise _fail(name, f"is a TLS setting, but {self.url} is not mqtts:// or wss://")
+                raise _fail(name, f"TLS settings given but {self.url} is not mqtts:// or wss://")
 
     # Derived settings -----------------------------------------------------------------
     @property

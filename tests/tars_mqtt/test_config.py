@@ -359,7 +359,7 @@ def test_tls_setting_without_tls_url_names_itself(var: str, tmp_path: Path) -> N
     ca = tmp_path / "ca.pem"
     ca.write_text("x")
     value = "true" if var == "TLS_INSECURE" else str(ca)
-    with pytest.raises(ConfigError, match=rf"^MQTT_{var}: is a TLS setting"):
+    with pytest.raises(ConfigError, match=rf"^MQTT_{var}: TLS settings given but"):
         MQTTConfig.from_env(environ=env(**{var: value}))
 
 
