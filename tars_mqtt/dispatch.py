@@ -19,7 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .config import QueuePolicy
@@ -35,7 +35,7 @@ Handler = Callable[[Message], Any]
 _BATCH = 32  # deliveries one worker takes from a mailbox before letting others have a turn
 # A worker that empties a mailbox fed faster than one message per _DENSE seconds keeps it
 # for _LINGER seconds and takes what arrived meanwhile as one batch. Under the GIL a
-# thread wake-up per message cost more than handling it (bench/RESULTS.md, issue 8).
+# thread wake-up per message cost more than handling it (bench/RESULTS.md).
 _DENSE = 0.0002  # streams above ~5,000 msg/s; slower ones keep their latency
 _LINGER = 0.002
 
@@ -49,17 +49,26 @@ class Subscription:
     qos: int = 0
     raw: bool = False
     active: bool = True
-    _mailbox: deque[Delivery] = field(default_factory=deque, repr=False)
-    _scheduled: bool = field(default=False, repr=False)
 
     @property
     def name(self) -> str:
         return getattr(self.handler, "__qualname__", repr(self.handler))
 
 
+class _Mailbox:
+    """The deliveries waiting for one subscription; owned by at most one worker at a time."""
+
+    __slots__ = ("sub", "items", "scheduled")
+
+    def __init__(self, sub: Subscription) -> None:
+        self.sub = sub
+        self.items: deque[Delivery] = deque()
+        self.scheduled = False  # in the ready line, or held by a worker
+
+
 @dataclass(eq=False)
 class Delivery:
-    sub: Subscription
+    box: _Mailbox
     inbound: Inbound
     taken: bool = False  # a worker has it, or drop_oldest dropped it
 
@@ -78,7 +87,8 @@ class Dispatcher:
         lock = threading.Lock()
         self._cond = threading.Condition(lock)  # workers wait here for work
         self._space = threading.Condition(lock)  # close() waits here for the queue to drain
-        self._ready: deque[Subscription] = deque()
+        self._boxes: dict[Subscription, _Mailbox] = {}
+        self._ready: deque[_Mailbox] = deque()
         self._order: deque[Delivery] = deque()  # arrival order, for drop_oldest
         self._pending = 0
         self._closed = False
@@ -121,14 +131,17 @@ class Dispatcher:
                 return
             inbound.hold(len(subs))
             for sub in subs:
-                delivery = Delivery(sub, inbound)
-                sub._mailbox.append(delivery)
+                box = self._boxes.get(sub)
+                if box is None:
+                    box = self._boxes[sub] = _Mailbox(sub)
+                delivery = Delivery(box, inbound)
+                box.items.append(delivery)
                 if self._policy == "drop_oldest":
                     self._remember_order(delivery)
                 self._pending += 1
-                if not sub._scheduled:
-                    sub._scheduled = True
-                    self._ready.append(sub)
+                if not box.scheduled:
+                    box.scheduled = True
+                    self._ready.append(box)
                     self._cond.notify()
         for delivery in evicted:  # acknowledged (QoS 1/2) outside the lock
             delivery.inbound.release()
@@ -147,7 +160,7 @@ class Dispatcher:
             if oldest.taken:
                 continue
             # The oldest waiting delivery overall is the head of its own mailbox.
-            oldest.sub._mailbox.popleft()
+            oldest.box.items.popleft()
             oldest.taken = True
             self._pending -= 1
             self._counters.add("dropped")
@@ -164,21 +177,21 @@ class Dispatcher:
 
     def _work(self) -> None:
         me = threading.current_thread().name
-        sub: Subscription | None = None  # the mailbox this worker holds between batches
+        box: _Mailbox | None = None  # the mailbox this worker holds between batches
         last_batch = 0.0
         while True:
             with self._cond:
                 if self._stopping:
-                    if sub is not None:
-                        self._abandon_mailbox(sub)
+                    if box is not None:
+                        self._abandon_mailbox(box)
                     return
-                if sub is None:
+                if box is None:
                     while not self._ready and not self._stopping:
                         self._cond.wait()
                     if not self._ready:
                         return
-                    sub = self._ready.popleft()
-                batch = [sub._mailbox.popleft() for _ in range(min(_BATCH, len(sub._mailbox)))]
+                    box = self._ready.popleft()
+                batch = [box.items.popleft() for _ in range(min(_BATCH, len(box.items)))]
                 for delivery in batch:
                     delivery.taken = True
             self._local.unfinished = len(batch)
@@ -196,24 +209,37 @@ class Dispatcher:
             with self._cond:
                 self._pending -= len(batch)
                 self._space.notify_all()
-                if sub._mailbox:
+                if box.items:
                     if self._ready:  # others are waiting: to the back of the line
-                        self._ready.append(sub)
+                        self._ready.append(box)
                         self._cond.notify()
-                        sub = None
+                        box = None
                     continue  # else carry on with it, waking no other worker
                 if not dense or self._stopping:
-                    sub._scheduled = False
-                    sub = None
+                    self._let_go(box)
+                    box = None
                     continue
             time.sleep(_LINGER)  # still scheduled, so submit() queues without a wake-up
             with self._cond:
-                if not sub._mailbox:
-                    sub._scheduled = False
-                    sub = None
+                if not box.items:
+                    self._let_go(box)
+                    box = None
+
+    def forget_inactive(self) -> None:
+        """After an unsubscribe: drop the idle mailboxes of subscriptions that are gone."""
+        with self._cond:
+            for sub, box in list(self._boxes.items()):
+                if not sub.active and not box.scheduled:
+                    del self._boxes[sub]
+
+    def _let_go(self, box: _Mailbox) -> None:
+        """With the lock held: ``box`` is empty; forget it once its subscription is gone."""
+        box.scheduled = False
+        if not box.sub.active and self._boxes.get(box.sub) is box:
+            del self._boxes[box.sub]
 
     def _deliver(self, delivery: Delivery) -> None:
-        sub, inbound = delivery.sub, delivery.inbound
+        sub, inbound = delivery.box.sub, delivery.inbound
         if not sub.active:
             inbound.release()
             return
@@ -235,11 +261,11 @@ class Dispatcher:
             self._counters.record_latency(time.monotonic() - inbound.received_at)
             inbound.release()
 
-    def _abandon_mailbox(self, sub: Subscription) -> None:
-        self._abandon(list(sub._mailbox))
-        self._pending -= len(sub._mailbox)
-        sub._mailbox.clear()
-        sub._scheduled = False
+    def _abandon_mailbox(self, box: _Mailbox) -> None:
+        self._abandon(list(box.items))
+        self._pending -= len(box.items)
+        box.items.clear()
+        box.scheduled = False
 
     def _abandon(self, deliveries: list[Delivery]) -> None:
         """With the lock held, at close: these will not be handled. Counted as dropped and
@@ -254,8 +280,15 @@ class Dispatcher:
         busy = [(name, now - since) for name, since in list(self._busy_since.items())]
         return max(busy, key=lambda item: item[1]) if busy else None
 
-    def dead_workers(self) -> list[str]:
-        return [t.name for t in self._threads if t.ident is not None and not t.is_alive()]
+    def liveness_problem(self, handler_limit: float) -> str | None:
+        """A dead worker, or one in a single handler call for more than ``handler_limit`` s."""
+        dead = [t.name for t in self._threads if t.ident is not None and not t.is_alive()]
+        if dead:
+            return f"worker threads died: {', '.join(dead)}"
+        busy = self.longest_busy()
+        if busy is not None and busy[1] > handler_limit:
+            return f"{busy[0]} has been in one handler for {busy[1]:.1f} s"
+        return None
 
     def close(self, timeout: float) -> bool:
         """Refuse new messages, let the queued ones finish, then stop the workers.
@@ -273,8 +306,8 @@ class Dispatcher:
                 self._space.wait(min(0.1, max(0.0, deadline - time.monotonic())))
             drained = self._pending <= own
             self._stopping = True
-            for sub in self._ready:
-                self._abandon_mailbox(sub)
+            for box in self._ready:
+                self._abandon_mailbox(box)
             self._ready.clear()
             self._cond.notify_all()
         for thread in self._threads:

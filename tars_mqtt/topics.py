@@ -8,6 +8,7 @@ __all__ = [
     "matches",
     "reply_topic",
     "validate_filter",
+    "validate_qos",
     "validate_topic",
 ]
 
@@ -34,6 +35,12 @@ def validate_filter(topic_filter: str) -> str:
         if "+" in level and level != "+":
             raise ValueError(f"filter {topic_filter!r}: '+' must be a whole level")
     return topic_filter
+
+
+def validate_qos(qos: int) -> int:
+    if qos not in (0, 1, 2):
+        raise ValueError(f"qos must be 0, 1 or 2, got {qos!r}")
+    return qos
 
 
 def _check_common(text: str) -> None:

@@ -32,6 +32,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from .acks import PubAck, SubAck
 from .config import MQTTConfig
 from .envelope import Inbound
 from .errors import ConnectError
@@ -49,8 +50,8 @@ _FATAL = {0x84: "refused", 0x85: "refused", 0x86: "bad_credentials", 0x87: "not_
 OnConnected = Callable[[bool], None]          # session_present
 OnDisconnected = Callable[[str], None]        # reason text
 OnMessage = Callable[[Inbound, list[int] | None], None]  # message, subscription ids (v5)
-OnAck = Callable[[int, str | None], None]     # mid, error
-OnSubAck = Callable[[int, list[int]], None]   # mid, reason codes
+OnAck = Callable[[int, PubAck], None]
+OnSubAck = Callable[[int, SubAck], None]
 
 
 def _properties(packet_type: int) -> Properties:
@@ -107,7 +108,7 @@ class _Paho(paho.Client):
 class Transport:
     """One paho client: connect, keep connected, and translate paho's callbacks."""
 
-    def __init__(self, config: MQTTConfig, *, will: tuple[str, bytes] | None,
+    def __init__(self, config: MQTTConfig, *, will: tuple[str, bytes] | None = None,
                  on_connected: OnConnected, on_disconnected: OnDisconnected,
                  on_message: OnMessage, on_ack: OnAck, on_suback: OnSubAck,
                  counters: Counters | None = None,
@@ -129,10 +130,11 @@ class Transport:
         self._link = 0  # connections made so far: which one a message came on
         self._open_qos2: dict[int, Inbound] = {}  # handed over, not yet acknowledged
         self._pubrel_again: set[int] = set()  # PUBREL resent on this link, handler still busy
-        self.client = self._build(will)
+        self.client = self._build()
+        self.set_will(will)
         self._set_next_delay()
 
-    def _build(self, will: tuple[str, bytes] | None) -> paho.Client:
+    def _build(self) -> paho.Client:
         cfg = self.config
         client = _Paho(
             callback_api_version=CallbackAPIVersion.VERSION2,
@@ -149,12 +151,6 @@ class Transport:
             client.tls_insecure_set(cfg.tls_insecure)
         if cfg.username is not None:
             client.username_pw_set(cfg.username, cfg.password)
-        if will is not None:
-            props = None
-            if self.v5:
-                props = _properties(PacketTypes.WILLMESSAGE)
-                props.WillDelayInterval = 0  # the broker's default was seen ~5 s late
-            client.will_set(will[0], will[1], qos=1, retain=True, properties=props)
         guard = self._guard
         client.on_connect = guard(self._handle_connect)
         client.on_connect_fail = guard(self._handle_connect_fail)
@@ -165,6 +161,17 @@ class Transport:
         client.on_unknown_pubrel = guard(self._handle_unknown_pubrel)
         client.max_inflight_messages_set(20)  # paces bursts such as the offline flush
         return client
+
+    def set_will(self, will: tuple[str, bytes] | None) -> None:
+        """The retained QoS 1 message the broker sends when the link dies; before start()."""
+        if will is None:
+            self.client.will_clear()
+            return
+        props = None
+        if self.v5:
+            props = _properties(PacketTypes.WILLMESSAGE)
+            props.WillDelayInterval = 0  # the broker's default was seen ~5 s late
+        self.client.will_set(will[0], will[1], qos=1, retain=True, properties=props)
 
     def _guard(self, callback: Callable[..., None]) -> Callable[..., None]:
         """The one wrapper of every paho callback: nothing raised in it reaches paho."""
@@ -384,8 +391,8 @@ class Transport:
 
     def _handle_publish(self, client: paho.Client, userdata: Any, mid: int,
                         reason: ReasonCode, properties: Any) -> None:
-        self._on_ack(mid, describe_reason(reason) if reason.is_failure else None)
+        self._on_ack(mid, PubAck(describe_reason(reason) if reason.is_failure else None))
 
     def _handle_subscribe(self, client: paho.Client, userdata: Any, mid: int,
                           reasons: list[ReasonCode], properties: Any) -> None:
-        self._on_suback(mid, [r.value for r in reasons])
+        self._on_suback(mid, SubAck(tuple(r.value for r in reasons)))
