@@ -32,7 +32,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from .acks import PubAck, SubAck
+from .acks import DeliveryAcks, PubAck, SubAck
 from .config import MQTTConfig
 from .envelope import Inbound
 from .errors import ConnectError
@@ -126,11 +126,8 @@ class Transport:
         self.fatal_error: ConnectError | None = None
         self.connected = False
         self._stopping = False
-        self._ack_lock = threading.Lock()  # connected/link against acks from workers
-        self._link = 0  # connections made so far: which one a message came on
-        self._open_qos2: dict[int, Inbound] = {}  # handed over, not yet acknowledged
-        self._pubrel_again: set[int] = set()  # PUBREL resent on this link, handler still busy
         self.client = self._build()
+        self._acks = DeliveryAcks(self.client.ack)
         self.set_will(will)
         self._set_next_delay()
 
@@ -158,7 +155,7 @@ class Transport:
         client.on_message = guard(self._handle_message)
         client.on_publish = guard(self._handle_publish)
         client.on_subscribe = guard(self._handle_subscribe)
-        client.on_unknown_pubrel = guard(self._handle_unknown_pubrel)
+        client.on_unknown_pubrel = guard(lambda mid: self._acks.unknown_pubrel(mid))
         client.max_inflight_messages_set(20)  # paces bursts such as the offline flush
         return client
 
@@ -212,8 +209,8 @@ class Transport:
         self._stopping = True
         self.client.disconnect()
         self.client.loop_stop()
-        with self._ack_lock:
-            self.connected = False
+        self.connected = False
+        self._acks.disconnected()
 
     def thread_alive(self) -> bool:
         """paho's network thread is running (it is reconnecting, when the broker is down).
@@ -274,34 +271,6 @@ class Transport:
     def unsubscribe(self, topic_filter: str) -> None:
         self.client.unsubscribe(topic_filter)
 
-    # Acknowledging deliveries (any thread) ------------------------------------------
-    def _settle(self, inbound: Inbound) -> None:
-        """Every consumer is done with ``inbound``: PUBACK (QoS 1) or PUBCOMP (QoS 2).
-
-        Only on the connection it came on. After a reconnect the broker resends what was
-        not acknowledged (a persistent session) or forgot it (a clean one); an old packet
-        id on the new connection would acknowledge some other message.
-        """
-        mid, qos = inbound.mid, inbound.qos
-        with self._ack_lock:
-            if qos == 2:
-                if self._open_qos2.get(mid) is inbound:
-                    del self._open_qos2[mid]
-                if mid in self._pubrel_again:  # its PUBREL came again on this connection
-                    self._pubrel_again.discard(mid)
-                    self.client.ack(mid, qos)
-                    return
-            if self.connected and inbound.link == self._link:
-                self.client.ack(mid, qos)
-            # else: a later connection; the broker resends it (or its PUBREL) there
-
-    def _handle_unknown_pubrel(self, mid: int) -> None:
-        with self._ack_lock:
-            if mid in self._open_qos2:  # still being handled: answered when it is done
-                self._pubrel_again.add(mid)
-                return
-        self.client.ack(mid, 2)  # handled already, or by a process that is gone
-
     # paho callbacks (network thread) -----------------------------------------------
     def _set_next_delay(self) -> None:
         delay = self._backoff.delay(self._attempt, self._rng)
@@ -325,10 +294,8 @@ class Transport:
         self._attempt = 0
         self._set_next_delay()
         _no_delay(client.socket())
-        with self._ack_lock:
-            self.connected = True
-            self._link += 1
-            self._pubrel_again.clear()
+        self.connected = True
+        self._acks.connected()
         try:
             self._on_connected(bool(flags.session_present))
         finally:
@@ -352,9 +319,8 @@ class Transport:
 
     def _handle_disconnect(self, client: paho.Client, userdata: Any, flags: Any,
                            reason: ReasonCode, properties: Any) -> None:
-        with self._ack_lock:
-            was_connected, self.connected = self.connected, False
-            self._pubrel_again.clear()
+        was_connected, self.connected = self.connected, False
+        self._acks.disconnected()
         if not was_connected:  # an attempt that died before CONNACK: back off further
             self._set_next_delay()
         elif not self._stopping:  # the wait for attempt 0 was set at CONNACK
@@ -382,11 +348,9 @@ class Transport:
             response_topic = getattr(props, "ResponseTopic", None)
         qos = msg.qos
         inbound = Inbound(msg.topic, bytes(msg.payload), qos, bool(msg.retain),
-                          correlation, response_topic, mid=msg.mid, link=self._link,
-                          on_done=self._settle if qos else None)
-        if qos == 2:
-            with self._ack_lock:
-                self._open_qos2[msg.mid] = inbound
+                          correlation, response_topic, mid=msg.mid, link=self._acks.link,
+                          on_done=self._acks.settle if qos else None)
+        self._acks.received(inbound)
         return inbound
 
     def _handle_publish(self, client: paho.Client, userdata: Any, mid: int,

@@ -22,7 +22,7 @@ def env(**values: str) -> dict[str, str]:
 
 
 # Defaults and the variable -> field mapping -------------------------------------------
-def test_defaults_are_the_contract_table() -> None:
+def test_defaults_are_the_documented_ones() -> None:
     cfg = MQTTConfig.from_env(environ={"MQTT_CLIENT_ID": "robot"})
     assert (cfg.url, cfg.host, cfg.port, cfg.transport, cfg.tls) == (
         "mqtt://localhost:1883", "localhost", 1883, "tcp", False)
@@ -68,7 +68,7 @@ def test_every_variable_reaches_its_field(tmp_path: Path) -> None:
 
 
 def test_source_name_variable_sets_the_envelope_source() -> None:
-    """The variable is MQTT_SOURCE_NAME (contract table), not the field name in capitals."""
+    """The variable is MQTT_SOURCE_NAME (as documented), not the field name in capitals."""
     assert MQTTConfig.from_env(environ=env(SOURCE_NAME="legs")).source == "legs"
 
 
