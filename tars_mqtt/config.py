@@ -15,6 +15,7 @@ from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .errors import ConfigError
+from .strictjson import is_utf8
 
 __all__ = ["MQTTConfig", "QueuePolicy"]
 
@@ -91,7 +92,7 @@ class MQTTConfig:
         self._take_url_credentials()
         for name in _TEXT:
             value = getattr(self, name)
-            if value is not None and not _is_utf8(value):
+            if value is not None and not is_utf8(value):
                 shown = "" if name in _NOT_SHOWN else f", got {value!r}"
                 raise _fail(name, f"must be valid UTF-8 text{shown}")
         if self.clean_start is not None and not isinstance(self.clean_start, bool):
@@ -132,7 +133,7 @@ class MQTTConfig:
         or ``?`` would otherwise be read as the URL's fragment, path or query (and shown
         in errors and ``repr``), or as its host and port. Percent-escapes are decoded.
         """
-        if not isinstance(self.url, str) or not _is_utf8(self.url):
+        if not isinstance(self.url, str) or not is_utf8(self.url):
             raise _fail("url", "must be valid UTF-8 text")
         scheme, sep, rest = self.url.partition("://")
         if not sep or scheme not in _SCHEMES:
@@ -310,11 +311,3 @@ def _read_secret(var: str, path: str) -> str:
     except ValueError as exc:  # a NUL in the path
         raise ConfigError(f"{var}: cannot read {path!r}: {exc}") from None
 
-
-def _is_utf8(text: str) -> bool:
-    """Text the broker can be sent: no lone surrogates (undecodable bytes from the OS)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True

@@ -14,7 +14,7 @@ from typing import Any
 
 import ujson
 
-__all__ = ["dumps", "loads", "problem"]
+__all__ = ["dumps", "is_utf8", "loads", "problem"]
 
 _MAX_FLOAT_INT = 2**1024  # from here on float(n) raises OverflowError
 _FLOAT_DIGITS = len(str(_MAX_FLOAT_INT))
@@ -30,7 +30,7 @@ def problem(value: Any, root: str = "") -> str | None:
     while stack:
         path, item = stack.pop()
         if isinstance(item, str):
-            if not item.isascii() and not _encodes(item):
+            if not item.isascii() and not is_utf8(item):
                 return f"{_name(path)}: text is not valid UTF-8 (a lone surrogate)"
         elif isinstance(item, bool):
             continue
@@ -42,7 +42,7 @@ def problem(value: Any, root: str = "") -> str | None:
                 return f"{_name(path)}: an integer too large for a float"
         elif isinstance(item, dict):
             for key, child in item.items():
-                if isinstance(key, str) and not key.isascii() and not _encodes(key):
+                if isinstance(key, str) and not key.isascii() and not is_utf8(key):
                     return f"{_name(path)}: a key is not valid UTF-8 (a lone surrogate)"
                 stack.append((f"{path}.{key}" if path else str(key), child))
         elif isinstance(item, list | tuple):
@@ -77,7 +77,8 @@ def dumps(value: Any, what: str = "") -> bytes:
     return out
 
 
-def _encodes(text: str) -> bool:
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` can be sent: no lone surrogates (undecodable bytes from the OS)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -213,19 +213,25 @@ def routed(message: Inbound, dispatcher: Dispatcher, subs: list[Subscription]) -
     message.release()
 
 
+def held_first(dispatcher: Dispatcher) -> tuple[threading.Event, Recorder, Subscription, AckLog]:
+    """Message 0 routed and held in its handler until the test opens ``gate``."""
+    gate = threading.Event()
+    rec = Recorder(gate)
+    sub = Subscription("t", rec)
+    acks = AckLog()
+    routed(acks.inbound(0), dispatcher, [sub])
+    assert rec.entered.wait(WAIT)
+    return gate, rec, sub, acks
+
+
 def test_block_policy_never_waits_and_keeps_every_qos1_message(
         make_dispatcher: Callable[..., tuple[Dispatcher, Counters]]) -> None:
     """``submit`` runs on paho's thread: under ``block`` it returns at once. It takes every
     QoS 1 message (the broker bounds those by the receive window), and QoS 0 ones while the
     queue holds fewer than its size plus that window; QoS 0 beyond is dropped, counted."""
     dispatcher, counters = make_dispatcher(workers=1, queue_size=3, policy="block")
-    gate = threading.Event()
-    rec = Recorder(gate)
-    sub = Subscription("flood", rec)
-    acks = AckLog()
+    gate, rec, sub, acks = held_first(dispatcher)
     try:
-        routed(acks.inbound(0), dispatcher, [sub])
-        assert rec.entered.wait(WAIT)
         for n in range(1, 5):  # would have parked the caller before
             routed(acks.inbound(n), dispatcher, [sub])
         for n in range(5, 8):  # room for one more (3 + 3), then dropped
@@ -275,13 +281,8 @@ def test_dropped_duplicate_and_unrouted_messages_are_acked(
     """Nothing is left in flight at the broker: what the policy drops, what dedup skips and
     what no handler wants is acknowledged (and counted where it is a drop)."""
     dispatcher, counters = make_dispatcher(workers=1, queue_size=2, policy="drop_oldest")
-    gate = threading.Event()
-    rec = Recorder(gate)
-    sub = Subscription("t", rec)
-    acks = AckLog()
+    gate, rec, sub, acks = held_first(dispatcher)
     try:
-        routed(acks.inbound(0), dispatcher, [sub])
-        assert rec.entered.wait(WAIT)
         for n in (1, 2, 3):  # room for one behind the busy handler: 1 and 2 pushed out
             routed(acks.inbound(n), dispatcher, [sub])
         routed(acks.inbound(4), dispatcher, [])  # matched no handler
@@ -406,12 +407,7 @@ def test_close_never_acks_what_was_not_handled(
     """Left in the queue at close, or arriving after it: not acknowledged, so the broker
     sends it again to a persistent session; counted as dropped."""
     dispatcher, counters = make_dispatcher(workers=1, queue_size=5)
-    gate = threading.Event()
-    rec = Recorder(gate)
-    sub = Subscription("a", rec)
-    acks = AckLog()
-    routed(acks.inbound(0), dispatcher, [sub])
-    assert rec.entered.wait(WAIT)
+    gate, rec, sub, acks = held_first(dispatcher)
     routed(acks.inbound(1), dispatcher, [sub])
     closer = threading.Thread(target=dispatcher.close, args=(0.2,), daemon=True)
     closer.start()
