@@ -46,24 +46,25 @@ _NUM = (int, float)
 _STATUS_EVENTS = frozenset({"started", "completed", "failed", "rejected", "stopped", "busy"})
 _STATES = frozenset({"idle", "listening", "thinking", "speaking", "moving"})
 
-WAKE_EVENT = _spec("wake/event", 1, "wake.event", "wake tools", "router",
+WAKE_EVENT = _spec("wake/event", 1, "wake.event", "wake tools ui", "router",
                    {"type": (str,), "source": (str,), "confidence": _NUM}, "confidence",
                    values={"type": frozenset({"wake", "cancel"})})
 # Only with TARS_WAKE_SIMULATE=1 on mock pins: the wake service drives its own mock button.
 WAKE_SIMULATE = _spec("wake/simulate", 1, "wake.simulate", "demo tools", "wake",
                       {"action": (str,)}, values={"action": frozenset({"press", "hold"})})
-MOVEMENT_COMMAND = _spec("movement/command", 1, "movement.command", "router tools", "movement",
+MOVEMENT_COMMAND = _spec("movement/command", 1, "movement.command", "router tools ui",
+                         "movement",
                          {"action": (str,), "params": (dict,), "speed": _NUM}, "params speed")
-MOVEMENT_STOP = _spec("movement/stop", 1, "movement.stop", "router tools", "movement",
+MOVEMENT_STOP = _spec("movement/stop", 1, "movement.stop", "router tools ui", "movement",
                       {"reason": (str,)}, "reason")
-MOVEMENT_STATUS = _spec("movement/status", 1, "movement.status", "movement", "router tools",
+MOVEMENT_STATUS = _spec("movement/status", 1, "movement.status", "movement", "router tools ui",
                         {"event": (str,), "action": (str,), "error": (str,), "angles": (dict,)},
                         "error angles", values={"event": _STATUS_EVENTS})
 STT_FINAL = _spec("stt/final", 1, "stt.final", "speech", "router",
                   {"text": (str,), "lang": (str,), "confidence": _NUM}, "lang confidence")
-TTS_SAY = _spec("tts/say", 1, "tts.say", "router tools", "speech",
+TTS_SAY = _spec("tts/say", 1, "tts.say", "router tools ui", "speech ui",
                 {"text": (str,), "utt_id": (str,)}, "utt_id")
-TTS_STATUS = _spec("tts/status", 0, "tts.status", "speech", "router wake",
+TTS_STATUS = _spec("tts/status", 0, "tts.status", "speech", "router wake ui",
                    {"event": (str,), "utt_id": (str,)}, "utt_id",
                    values={"event": frozenset({"speaking_start", "speaking_end"})})
 TTS_CONTROL = _spec("tts/control", 1, "tts.control", "router tools", "speech",
@@ -71,7 +72,7 @@ TTS_CONTROL = _spec("tts/control", 1, "tts.control", "router tools", "speech",
 LLM_REQUEST = _spec("llm/request", 1, "llm.request", "router", "llm", {"text": (str,)})
 LLM_RESPONSE = _spec("llm/response", 1, "llm.response", "llm", "router",
                      {"reply": (str,), "error": (str,)}, "error")
-SYSTEM_STATE = _spec("system/state", 1, "system.state", "router", "wake tools",
+SYSTEM_STATE = _spec("system/state", 1, "system.state", "router", "wake tools ui",
                      {"state": (str,)}, retain=True, values={"state": _STATES})
 
 TABLE: tuple[TopicSpec, ...] = (

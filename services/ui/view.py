@@ -55,9 +55,11 @@ class RobotView:
         self.transcript = Transcript()
         self.rates = Rates(now)
         self.tally = Tally()
+        self.seen = 0
 
     def add(self, msg: Message, now: float) -> list[dict[str, Any]]:
         """Fold ``msg`` in; the frames that changed (robot, conversation)."""
+        self.seen += 1
         self.rates.add(clip(msg.topic, "topic"))
         if msg.topic.startswith(("system/health/", "system/keepalive/")):
             self.health.add(msg, now)
@@ -90,7 +92,8 @@ class RobotView:
             angles = data.get("angles")
             if isinstance(angles, dict):
                 robot.angles = {clip(str(k), "type"): float(v) for k, v in list(angles.items())[:8]
-                                if isinstance(v, int | float) and math.isfinite(v)}
+                                if isinstance(v, int | float) and not isinstance(v, bool)
+                                and math.isfinite(v)}
         elif topic == t.TTS_STATUS.name:
             robot.speaking = data["event"] == "speaking_start"
         elif topic == "stt/partial" and isinstance(data.get("text"), str):

@@ -18,6 +18,7 @@ import pytest
 
 from services import install as installer
 from services.install import (
+    RUN_HERE,
     SERVICES,
     USERS,
     BrokerSettings,
@@ -92,7 +93,7 @@ def test_the_tree(tmp_path: Path, no_host_commands: None) -> None:
     tree = snapshot(root)
     for user in USERS:
         kind, mode, password = tree[f"etc/tars/{user}.password"]
-        assert mode == (0o640 if user in SERVICES else 0o600), user
+        assert mode == (0o640 if user in RUN_HERE else 0o600), user
         assert len(password.strip()) >= 24 and ":" not in password
         assert tree[f"etc/tars/{user}.env"][1] == 0o644
     env = dict(line.split("=", 1) for line in tree["etc/tars/wake.env"][2].splitlines()

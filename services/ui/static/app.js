@@ -117,8 +117,8 @@ const HANDLERS = {
   },
   stats(f) {
     showDrops(f.dropped);
-    $("stats").textContent = `${f.pages} page${f.pages === 1 ? "" : "s"} open · ` +
-      `${f.malformed} malformed messages seen`;
+    $("stats").textContent = `${f.seen} messages seen · ${f.malformed} did not fit the ` +
+      `topic table · ${f.pages} page${f.pages === 1 ? "" : "s"} open`;
   },
 };
 
