@@ -1,87 +1,26 @@
-"""What every service shares: logging, settings from the environment, the process lifecycle.
+"""What every service's handlers share: settings from the environment (re-exported from
+:mod:`tars_mqtt.settings`, the one parser), checked payloads,
+publishing by a row of the topic table, and counts.
 
-Each service is ``main()`` = settings from the environment, a client, the hardware, then
-:func:`serve` until SIGTERM/SIGINT. Topic names, QoS and retain flags come from
-:mod:`services.topics`, so :func:`publish` takes a row of that table.
+Topic names, QoS and retain flags come from :mod:`services.topics`, so :func:`publish`
+takes a row of that table. How a process runs is :mod:`services.runtime`'s.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
 from typing import Any
 
-from tars_mqtt import ConfigError, Message, MQTTClient, MQTTError, PublishError, PublishHandle
+from tars_mqtt import Message, MQTTClient, PublishError, PublishHandle
+from tars_mqtt.settings import env_bool, env_float, env_int
 
-from .sdnotify import Notifier
-from .sdnotify import serve as sd_serve
 from .topics import TopicSpec, check_payload
 
-__all__ = [
-    "Tally", "env_bool", "env_float", "env_int", "problems", "publish", "serve", "setup_logging",
-]
+__all__ = ["Tally", "env_bool", "env_float", "env_int", "problems", "publish"]
 
 log = logging.getLogger("tars")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def setup_logging(environ: Mapping[str, str] = os.environ) -> None:
-    """Log to stderr (journald adds the time) at ``$TARS_LOG_LEVEL`` (default INFO)."""
-    level = environ.get("TARS_LOG_LEVEL", "INFO").strip().upper() or "INFO"
-    logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-
-
-def _raw(environ: Mapping[str, str], name: str) -> str | None:
-    value = environ.get(name)
-    return value.strip() if value is not None and value.strip() else None
-
-
-def env_float(environ: Mapping[str, str], name: str, default: float, *,
-              low: float = 0.0, high: float = 1e6) -> float:
-    """``$name`` as a number in ``low..high``; :class:`ConfigError` naming it otherwise."""
-    raw = _raw(environ, name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name}={raw!r} is out of range {low:g}..{high:g}")
-    return value
-
-
-def env_int(environ: Mapping[str, str], name: str, default: int, *,
-            low: int = 0, high: int = 1_000_000) -> int:
-    """``$name`` as an integer in ``low..high``."""
-    raw = _raw(environ, name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not an integer") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name}={raw!r} is out of range {low}..{high}")
-    return value
-
-
-def env_bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
-    """``$name`` as a boolean (1/0, true/false, yes/no, on/off)."""
-    raw = _raw(environ, name)
-    if raw is None:
-        return default
-    if raw.lower() in _TRUE:
-        return True
-    if raw.lower() in _FALSE:
-        return False
-    raise ConfigError(f"{name}={raw!r} is not a boolean (1/0, true/false, yes/no, on/off)")
 
 
 def problems(msg: Message, spec: TopicSpec) -> list[str]:
@@ -125,31 +64,3 @@ class Tally:
     def as_dict(self) -> dict[str, int]:
         with self._lock:
             return dict(self._counts)
-
-
-class _Notifier(Notifier):
-    """systemd notifications, running ``on_stopping`` first when stopping begins."""
-
-    def __init__(self, on_stopping: Callable[[], None] | None) -> None:
-        super().__init__()
-        self._on_stopping = on_stopping
-
-    def stopping(self) -> None:
-        if self._on_stopping is not None:
-            self._on_stopping()
-        super().stopping()
-
-
-def serve(client: MQTTClient, *, on_stopping: Callable[[], None] | None = None) -> int:
-    """Run ``client`` until SIGTERM/SIGINT, then stop it cleanly; the process's exit code.
-
-    :func:`services.sdnotify.serve` does it (systemd READY/WATCHDOG/STOPPING).
-    ``on_stopping`` runs once stopping has begun, while the client still publishes (e.g.
-    to end a motion and report it).
-    """
-    try:
-        return sd_serve(client, notifier=_Notifier(on_stopping))
-    except MQTTError as exc:
-        log.error("%s: %s", client.config.client_id, exc)
-        client.stop()
-        return 1

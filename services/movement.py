@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from hw import HardwareError, Keyframe, ServoRig, plan_motion
-from tars_mqtt import ConfigError, Message, MQTTClient, PublishError
+from tars_mqtt import Message, MQTTClient, PublishError
 
-from .common import Tally, publish, serve, setup_logging
+from .common import Tally, publish
+from .runtime import Service, run
 from .topics import MOVEMENT_COMMAND, MOVEMENT_STATUS, MOVEMENT_STOP, check_payload
 
-__all__ = ["RESULT_TYPE", "Movement", "Verdict", "handle", "main"]
+__all__ = ["RESULT_TYPE", "Movement", "Verdict", "handle", "main", "setup"]
 
 log = logging.getLogger("tars.movement")
 RESULT_TYPE = "movement.result"  # the reply to a command sent as a request
@@ -139,6 +140,10 @@ class Movement:
             self._stop.set()
             self._idle.wait_for(lambda: not self._running, timeout)
 
+    def liveness(self) -> str | None:
+        """Why the motion thread cannot run commands, else None (for the watchdog)."""
+        return None if self._thread.is_alive() else "the motion thread has died"
+
     def close(self, timeout: float = 5.0) -> None:
         """Stop any motion, end the motion thread, release the pins. Idempotent."""
         self._stop.set()
@@ -147,21 +152,20 @@ class Movement:
         self.rig.close()
 
 
-def main() -> int:
-    """``tars-movement``: MQTT_* for the client, TARS_CALIBRATION, GPIOZERO_PIN_FACTORY."""
-    setup_logging()
-    try:
-        client = MQTTClient.from_env(client_id="movement")
-        rig = ServoRig.from_env()
-    except (ConfigError, HardwareError) as exc:
-        log.error("cannot start: %s", exc)
-        return 2
-    service = Movement(client, rig)
-    try:
-        return serve(client, on_stopping=service.halt)
-    finally:
+def setup(client: MQTTClient) -> Service:
+    """The service on ``client``: TARS_CALIBRATION, GPIOZERO_PIN_FACTORY for the rig."""
+    service = Movement(client, ServoRig.from_env())
+
+    def close() -> None:
         service.close()
         log.info("movement stopped; counts %s", service.tally.as_dict())
+
+    return Service(stopping=service.halt, close=close, liveness=service.liveness)
+
+
+def main() -> int:
+    """``tars-movement``: MQTT_* for the client, TARS_CALIBRATION, GPIOZERO_PIN_FACTORY."""
+    return run("movement", setup)
 
 
 if __name__ == "__main__":
