@@ -9,6 +9,9 @@ SIGTERM. Exit 0 when every step happened in time, else 1 naming the step.
 
 A speech stub (its own client, ``speech``) answers ``tts/say`` with ``tts/status``
 speaking_start, then speaking_end after a reading time, cut short by ``tts/control`` stop.
+
+``--ui`` also runs ``tars-ui``, prints the page's local URL (``TARS_UI_PORT``, 8770) and,
+after the scene, keeps everything up for the page until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from tars_mqtt.testing import Broker
 from . import topics as t
 from .common import env_float, publish
 from .conversation import FALLBACK
+from .ui.settings import UISettings
 
 SERVICES = ("movement", "wake", "router")
 SERVICE_ENV = {"GPIOZERO_PIN_FACTORY": "mock", "TARS_WAKE_SIMULATE": "1",
@@ -124,7 +128,7 @@ class SpeechStub:
         publish(self.client, t.TTS_STATUS, {"event": "speaking_end", **status})
 
 
-def play(url: str, workdir: Path, step_timeout: float) -> None:
+def play(url: str, workdir: Path, step_timeout: float, ui: bool = False) -> None:
     env = {k: v for k, v in os.environ.items() if k != "MQTT_CLIENT_ID"}
     env.update(SERVICE_ENV, MQTT_URL=url)
     base = MQTTConfig.from_env(environ=env, client_id="demo")
@@ -138,13 +142,17 @@ def play(url: str, workdir: Path, step_timeout: float) -> None:
         mark = timeline.mark()
         failure = None
         try:
-            print(f"── starting {', '.join(SERVICES)} (logs in {workdir})", flush=True)
-            for name in SERVICES:
+            names = (*SERVICES, "ui") if ui else SERVICES
+            print(f"── starting {', '.join(names)} (logs in {workdir})", flush=True)
+            for name in names:
+                module = "services.ui.service" if name == "ui" else f"services.{name}"
                 with open(workdir / f"{name}.log", "wb") as log:
-                    procs[name] = subprocess.Popen([sys.executable, "-m", f"services.{name}"],
+                    procs[name] = subprocess.Popen([sys.executable, "-m", module],
                                                    env=env, stdout=log, stderr=log)
-            for name in SERVICES:
+            for name in names:
                 timeline.expect(mark, f"system/health/{name}", {"event": "ready"}, 30)
+            if ui:
+                print(f"── the live view: {UISettings.from_env(env).url}", flush=True)
             for n, (title, topic, data, expects) in enumerate(SCENE, 1):
                 print(f"── step {n}: {title}", flush=True)
                 mark = timeline.mark()
@@ -155,6 +163,8 @@ def play(url: str, workdir: Path, step_timeout: float) -> None:
                     except Failed as exc:
                         raise Failed(f"step {n} ({title}): {exc}") from None
             show_angles(timeline)
+            if ui:
+                hold()
         except Failed as exc:
             failure = exc
         finally:  # whatever happened, no service outlives the demo
@@ -169,6 +179,21 @@ def play(url: str, workdir: Path, step_timeout: float) -> None:
                     failure = Failed(f"{failure}; and then: {extra}" if failure else extra)
         if failure is not None:
             raise failure
+
+
+def hold() -> None:
+    """``--ui``: keep the services up for the page until SIGINT (Ctrl-C) or SIGTERM."""
+    print("── the scene is over; everything stays up for the page: Ctrl-C ends the demo",
+          flush=True)
+    done = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: done.set()) for s in (signal.SIGINT,
+                                                                     signal.SIGTERM)}
+    try:
+        while not done.wait(0.5):
+            pass
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def show_angles(timeline: Timeline) -> None:
@@ -202,7 +227,12 @@ def stop_all(procs: dict[str, subprocess.Popen[bytes]],
         raise Failed("; ".join(problems))
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if any(arg != "--ui" for arg in args):
+        print(f"usage: scripts/demo.sh [--ui]; not understood: {' '.join(args)}",
+              file=sys.stderr)
+        return 2
     workdir = Path(tempfile.mkdtemp(prefix="tars-demo-"))
     broker = None
     try:
@@ -212,7 +242,7 @@ def main() -> int:
             broker = Broker(workdir / "broker").start()
             url = broker.url
         print(f"demo: broker {url}", flush=True)
-        play(url, workdir, step_timeout)
+        play(url, workdir, step_timeout, ui="--ui" in args)
     except Exception as exc:  # every failure ends the same way: the reason, logs, exit 1
         print(f"demo: FAILED: {exc}", file=sys.stderr, flush=True)
         for log in sorted(workdir.glob("*.log")):

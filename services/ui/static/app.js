@@ -270,7 +270,9 @@ function drawRates() {
   for (const b of buckets) for (const t of topics) peak = Math.max(peak, (b.counts[t] || 0) / b.dt);
   const scale = niceCeil(peak);
   const now = buckets.length ? buckets[buckets.length - 1].t : Date.now() / 1000;
-  const x = (t) => W - ((now - t) / WINDOW_S) * W;
+  const first = buckets.length ? buckets[0].t - buckets[0].dt : now;
+  const span = Math.min(WINDOW_S, Math.max(30, Math.ceil((now - first) / 30) * 30));
+  const x = (t) => W - ((now - t) / span) * W;
   const y = (rate) => H - bottom - (rate / scale) * (H - top - bottom);
   const nodes = [];
   for (const frac of [0, 0.5, 1]) {
@@ -278,9 +280,11 @@ function drawRates() {
     nodes.push(svgEl("line", { class: "grid-line", x1: 0, x2: W, y1: gy, y2: gy }));
     nodes.push(svgEl("text", { x: 4, y: gy - 2 }, `${fmtRate(scale * frac)}/s`));
   }
-  for (const [label, ago] of [["-3m", 180], ["-2m", 120], ["-1m", 60], ["now", 0]]) {
-    nodes.push(svgEl("text", { x: Math.min(W - 22, Math.max(2, W - (ago / WINDOW_S) * W)),
-      y: H - 4 }, label));
+  for (const frac of [1, 2 / 3, 1 / 3, 0]) {
+    const ago = Math.round(span * frac);
+    const label = ago === 0 ? "now" : ago % 60 === 0 ? `-${ago / 60}m` : `-${ago}s`;
+    nodes.push(svgEl("text", { x: Math.min(W - 22, Math.max(2, W - frac * W)), y: H - 4 },
+      label));
   }
   topics.forEach((topic, i) => {
     const points = buckets.map((b) => `${x(b.t).toFixed(1)},${y((b.counts[topic] || 0) / b.dt).toFixed(1)}`);
