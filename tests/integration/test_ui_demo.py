@@ -102,3 +102,4 @@ def test_the_demo_refuses_arguments_it_does_not_know() -> None:
     done = subprocess.run([sys.executable, "-m", "services.demo", "--uii"], cwd=ROOT,
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "not understood: --uii" in done.stderr
+
