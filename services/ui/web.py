@@ -29,7 +29,7 @@ log = logging.getLogger("tars.ui")
 STATIC = Path(__file__).with_name("static")
 COOKIE = "tars_ui"
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]"}
-_PUBLIC = {"/login", "/static/style.css", "/favicon.svg"}
+_PUBLIC = {"/login", "/static/style.css", "/favicon.svg", "/favicon.ico"}
 _HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none';"
                                " frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
@@ -74,7 +74,8 @@ def make_app(settings: UISettings, hub: Hub, on_text: OnText, snapshot: Snapshot
         return web.FileResponse(STATIC / "login.html")
 
     async def favicon(request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(STATIC / "favicon.svg")
+        return web.FileResponse(STATIC / "favicon.svg",
+                                headers={"Content-Type": "image/svg+xml"})
 
     async def login(request: web.Request) -> web.StreamResponse:
         nonlocal failed_logins
@@ -109,6 +110,7 @@ def make_app(settings: UISettings, hub: Hub, on_text: OnText, snapshot: Snapshot
     app.router.add_post("/login", login)
     app.router.add_get("/ws", socket)
     app.router.add_get("/favicon.svg", favicon)
+    app.router.add_get("/favicon.ico", favicon)  # asked for whatever the page says
     app.router.add_static("/static", STATIC, follow_symlinks=False)
     return app
 

@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +25,9 @@ import pytest
 
 from services import topics as t
 from services.demo import SpeechStub
-from tars_mqtt import Message, MQTTClient, MQTTConfig
+from tars_mqtt import MQTTClient, MQTTConfig
 from tars_mqtt.testing import Broker, free_port, wait_for_port
+from tests.integration.test_topic_contract import Recorder
 
 pytestmark = pytest.mark.slow
 
@@ -44,34 +44,6 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
-class Recorder:
-    """Every message on the bus; waits for one by topic and data fields."""
-
-    def __init__(self, client: MQTTClient) -> None:
-        self.client = client
-        self.seen: list[Message] = []
-        self._cond = threading.Condition()
-        client.subscribe("#", self._on, qos=1)
-
-    def _on(self, msg: Message) -> None:
-        with self._cond:
-            self.seen.append(msg)
-            self._cond.notify_all()
-
-    def wait(self, topic: str, sender: str, **fields: Any) -> Message:
-        def find() -> Message | None:
-            return next((m for m in self.seen if m.topic == topic and m.envelope is not None
-                         and m.envelope.source == sender and isinstance(m.data, dict)
-                         and all(m.data.get(k) == v for k, v in fields.items())), None)
-
-        with self._cond:
-            assert self._cond.wait_for(lambda: find() is not None, TIMEOUT), \
-                f"no {topic} {fields} from {sender}"
-            found = find()
-        assert found is not None
-        return found
-
-
 @dataclass
 class Robot:
     """The processes, the bus recorder, the page's URL and the browser on it."""
@@ -79,6 +51,7 @@ class Robot:
     procs: dict[str, subprocess.Popen[bytes]]
     logs: Path
     recorder: Recorder
+    tools: MQTTClient
     speech: MQTTClient
     url: str
     browser: Any
@@ -141,7 +114,8 @@ def robot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Robot]:
                                                    stderr=subprocess.STDOUT)
             wait_for_port(port, TIMEOUT)
             browser = chromium(tmp / "profile")
-            yield Robot(procs, tmp, recorder, speech, f"http://127.0.0.1:{port}/", browser)
+            yield Robot(procs, tmp, recorder, tools, speech, f"http://127.0.0.1:{port}/",
+                        browser)
         finally:
             if browser is not None:
                 browser.quit()
@@ -198,7 +172,7 @@ def test_a_conversation_shows_in_order_and_a_screenshot_is_kept(robot: Robot) ->
     robot.until("the WebSocket live", lambda b: robot.text("#link") == "live")
     robot.browser.find_element(By.ID, "wake").click()
     robot.until("the wake's answer", lambda b: robot.text("#result-wake") == "state: listening")
-    robot.recorder.wait("wake/event", "ui", type="wake", source="ui")
+    assert robot.recorder.wait("wake/event", "ui", type="wake").data["source"] == "ui"
     robot.speech.publish_event(t.STT_FINAL.name, t.STT_FINAL.event_type,
                                {"text": "please wave"}).wait(5)
     robot.recorder.wait("movement/status", "movement", event="completed", action="wave")
@@ -207,7 +181,7 @@ def test_a_conversation_shows_in_order_and_a_screenshot_is_kept(robot: Robot) ->
     robot.until("the state back to idle", lambda b: robot.text("#state") == "IDLE")
     pose = {"angles": {"torso_height": 12, "left_arm": 30, "right_arm": 75, "left_leg": 8,
                        "right_leg": -8}, "duration": 0.3}
-    robot.recorder.client.publish_event(t.MOVEMENT_COMMAND.name, t.MOVEMENT_COMMAND.event_type,
+    robot.tools.publish_event(t.MOVEMENT_COMMAND.name, t.MOVEMENT_COMMAND.event_type,
                                         {"action": "pose", "params": pose}).wait(5)
     robot.until("the pose's angles", lambda b: "75.0°" in robot.text("#angles"))
     transform = robot.browser.find_element(By.ID, "arm-right").get_attribute("transform")

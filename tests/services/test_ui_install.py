@@ -1,27 +1,21 @@
-"""tars-install and the web view: its login, env file, password, unit and ACL rows."""
+"""tars-install and the web view: its login, env file, password, unit and ACL rows.
+
+(systemd-analyze verifies its unit with the others in tests/services/test_install.py.)
+"""
 
 from __future__ import annotations
 
 import os
-import shutil
 import stat
-import subprocess
 from pathlib import Path
 
-import pytest
-
 from services import topics as t
-from services.install import RUN_HERE, USERS, install, main
+from services.install import RUN_HERE, USERS, install
 from tests.integration.test_topic_contract import acl_grants, granted
 from tests.services.test_install import directives
 
 REPO = Path(__file__).resolve().parents[2]
 CONTROLS = {t.WAKE_EVENT.name, t.TTS_SAY.name, t.MOVEMENT_COMMAND.name, t.MOVEMENT_STOP.name}
-
-
-@pytest.fixture
-def no_host_commands(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("services.install._run_host", lambda command: None)
 
 
 def test_install_writes_the_ui_login_env_and_enabled_unit(tmp_path: Path) -> None:
@@ -64,25 +58,3 @@ def test_the_acl_lets_ui_read_everything_and_write_only_its_controls() -> None:
     for spec in t.TABLE:
         assert granted(rights["write"], spec.name) == (spec.name in CONTROLS), spec.name
         assert ("ui" in spec.publishers) == (spec.name in CONTROLS), spec.name
-
-
-@pytest.mark.timeout(600)  # the first use may install systemd
-def test_systemd_analyze_verify_passes_on_the_ui_unit(tmp_path: Path,
-                                                      no_host_commands: None) -> None:
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze is missing (tests/services/test_install.py installs it)")
-    prefix = tmp_path / "prefix"
-    (prefix / "venv/bin").mkdir(parents=True)
-    for service in RUN_HERE:
-        script = prefix / f"venv/bin/tars-{service}"
-        script.write_text("#!/bin/sh\n")
-        script.chmod(0o755)
-    root = tmp_path / "root"
-    assert main(["--root", str(root), "--prefix", str(prefix)]) == 0
-    units = root / "etc/systemd/system"
-    env = {**os.environ, "SYSTEMD_UNIT_PATH": f"{units}:", "SYSTEMD_LOG_COLOR": "0"}
-    done = subprocess.run([analyze, "verify", str(units / "tars-ui.service")], env=env,
-                          capture_output=True, text=True, timeout=50, check=False)
-    ours = [line for line in done.stderr.splitlines() if "tars" in line]
-    assert done.returncode == 0 and not ours, done.stderr
