@@ -1,7 +1,8 @@
 """``tars-mqtt health``: the table of what every client last said about itself.
 
-The rules that judge a client (ok, stale, waiting) are :class:`tars_mqtt.health.HealthBook`'s,
-shared with the web view; the command only feeds it and prints its rows.
+The rules that judge a client (ok, stale, waiting, judged or not) are
+:class:`tars_mqtt.health.HealthBook`'s, shared with the web view; the command only feeds
+it and prints its rows.
 """
 
 from __future__ import annotations
