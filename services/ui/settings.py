@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tars_mqtt import ConfigError
-
-from ..common import env_float, env_int
+from tars_mqtt.settings import env_float, env_int, env_text
 
 __all__ = ["MIN_TOKEN_LENGTH", "UISettings", "is_loopback"]
 
@@ -56,14 +55,14 @@ class UISettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> UISettings:
-        bind = environ.get("TARS_UI_BIND", "").strip() or "127.0.0.1"
-        token = _token(environ.get("TARS_UI_TOKEN_FILE", "").strip())
+        bind = env_text(environ, "TARS_UI_BIND") or "127.0.0.1"
+        token = _token(env_text(environ, "TARS_UI_TOKEN_FILE"))
         if token is None and not is_loopback(bind):
             raise ConfigError(f"TARS_UI_BIND={bind!r} lets other machines reach the controls:"
                               " set TARS_UI_TOKEN_FILE to a file holding a token, or bind to"
                               " 127.0.0.1 and use an SSH tunnel")
-        cert = environ.get("TARS_UI_TLS_CERT", "").strip() or None
-        key = environ.get("TARS_UI_TLS_KEY", "").strip() or None
+        cert = env_text(environ, "TARS_UI_TLS_CERT")
+        key = env_text(environ, "TARS_UI_TLS_KEY")
         if (cert is None) != (key is None):
             raise ConfigError("TARS_UI_TLS_CERT and TARS_UI_TLS_KEY go together")
         for name, path in (("TARS_UI_TLS_CERT", cert), ("TARS_UI_TLS_KEY", key)):
@@ -77,7 +76,7 @@ class UISettings:
                                          high=3600))
 
 
-def _token(path: str) -> str | None:
+def _token(path: str | None) -> str | None:
     """The token in ``path`` (stripped); errors name the variable and the file, never its text."""
     if not path:
         return None

@@ -185,9 +185,10 @@ def test_the_token_comes_from_a_file_and_never_shows(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("env", "says"), [
-    ({"TARS_UI_PORT": "http"}, "TARS_UI_PORT='http' is not an integer"),
-    ({"TARS_UI_PORT": "70000"}, "TARS_UI_PORT='70000' is out of range"),
-    ({"TARS_UI_QUEUE": "2"}, "TARS_UI_QUEUE='2' is out of range"),
+    ({"TARS_UI_PORT": "http"}, "TARS_UI_PORT: must be a whole number, got 'http'"),
+    ({"TARS_UI_PORT": "70000"}, "TARS_UI_PORT: must be from 1 to 65535, got '70000'"),
+    ({"TARS_UI_QUEUE": "2"}, "TARS_UI_QUEUE: must be from 8 to 100000, got '2'"),
+    ({"TARS_UI_BIND": "\udcff"}, "TARS_UI_BIND: is not valid UTF-8"),
     ({"TARS_UI_TLS_CERT": "/nonexistent"}, "go together"),
     ({"TARS_UI_TLS_CERT": "/nonexistent", "TARS_UI_TLS_KEY": "/x"},
      "TARS_UI_TLS_CERT='/nonexistent' is not a file"),
