@@ -200,6 +200,18 @@ def test_a_conversation_shows_in_order_and_a_screenshot_is_kept(robot: Robot) ->
         shutil.copyfile(shot, os.environ["TARS_UI_SCREENSHOT"])
 
 
+def test_markup_from_the_bus_is_shown_as_text_never_run(robot: Robot) -> None:
+    robot.browser.get(robot.url)
+    robot.until("the WebSocket live", lambda b: robot.text("#link") == "live")
+    evil = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
+    robot.tools.publish("evil/<b>topic</b>", evil, qos=1).wait(5)
+    robot.tools.publish_event(t.TTS_SAY.name, t.TTS_SAY.event_type, {"text": evil}).wait(5)
+    robot.until("the markup as text in the log", lambda b: evil in robot.text("#log tbody"))
+    robot.until("the markup as text in the talk", lambda b: evil in robot.text("#conversation"))
+    assert robot.browser.execute_script("return window.pwned === undefined")
+    assert not robot.browser.find_elements(By.CSS_SELECTOR, "#log img, #conversation img, b")
+
+
 def test_a_service_killed_with_sigkill_turns_offline_on_the_page(robot: Robot) -> None:
     robot.browser.get(robot.url)
     robot.until("wake ready", lambda b: robot.state_of("wake") == "ready")

@@ -16,6 +16,8 @@ const pending = new Map();  // control id -> the result element it updates
 let paused = false;
 let shown = 0;
 let buckets = [];           // rate buckets {t, dt, counts}, oldest first
+let lastHeard = null;       // the last stt/partial text, and when it changed
+let heardAt = 0;
 
 function el(tag, cls, text) {
   const node = document.createElement(tag);
@@ -170,7 +172,10 @@ function drawRobot(robot) {
   pill.className = `pill state-${/^[a-z]+$/.test(state) ? state : "unknown"}`;
   $("pose-state").textContent = robot.state || "—";
   $("speaking").classList.toggle("on", !!robot.speaking);
-  $("listening").classList.toggle("on", robot.state === "listening");
+  if (robot.heard && robot.heard !== lastHeard) heardAt = Date.now();  // stt/partial
+  lastHeard = robot.heard;
+  const hearing = Date.now() - heardAt < 2000;
+  $("listening").classList.toggle("on", robot.state === "listening" || hearing);
   const angles = robot.angles || {};
   const known = Object.keys(angles).length > 0;
   const pose = $("pose");
@@ -195,7 +200,7 @@ function drawRobot(robot) {
     ? `movement: ${last.action} ${last.event}${last.error ? ` (${last.error})` : ""}`
     : (known ? "" : "pose unknown until movement reports");
   const heard = $("heard");
-  heard.hidden = !robot.heard || robot.state !== "listening";
+  heard.hidden = !robot.heard || !(robot.state === "listening" || hearing);
   heard.textContent = robot.heard ? `hearing “${robot.heard}”` : "";
 }
 
