@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tars_mqtt import Message, MQTTClient, MQTTConfig
-from tars_mqtt.testing import Broker
+from tars_mqtt.testing import Broker, wait_for_port
 
 from . import topics as t
 from .common import env_float, publish
@@ -151,8 +151,10 @@ def play(url: str, workdir: Path, step_timeout: float, ui: bool = False) -> None
                                                    env=env, stdout=log, stderr=log)
             for name in names:
                 timeline.expect(mark, f"system/health/{name}", {"event": "ready"}, 30)
-            if ui:
-                print(f"── the live view: {UISettings.from_env(env).url}", flush=True)
+            if ui:  # its health says ready once connected; the page is served just after
+                page = UISettings.from_env(env)
+                wait_for_port(page.port, 15)
+                print(f"── the live view: {page.url}", flush=True)
             for n, (title, topic, data, expects) in enumerate(SCENE, 1):
                 print(f"── step {n}: {title}", flush=True)
                 mark = timeline.mark()
