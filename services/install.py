@@ -38,7 +38,6 @@ from tars_mqtt import ConfigError, MQTTConfig
 __all__ = [
     "BrokerSettings",
     "InstallError",
-    "RUN_HERE",
     "TLSListener",
     "USERS",
     "broker_conf",
@@ -49,12 +48,10 @@ __all__ = [
     "password_matches",
 ]
 
-SERVICES = ("movement", "wake", "router")  # run here, each from its own unit, with GPIO
-WEB = ("ui",)  # runs here too, from its own unit, without GPIO: the web view
-RUN_HERE = (*SERVICES, *WEB)
-PEERS = ("speech", "llm")  # other clients of the bus (contract section 6); no unit here
+SERVICES = ("movement", "wake", "router", "llm", "memory", "ui")  # run here, each from its unit
+PEERS = ("speech",)  # other clients of the bus (contract section 6); no unit here
 TOOLS = "tools"  # the tars-mqtt CLI and people: read all, send commands
-USERS = (*RUN_HERE, *PEERS, TOOLS)
+USERS = (*SERVICES, *PEERS, TOOLS)
 DEFAULT_PREFIX = "/opt/tars"
 PASSWD_FILE = "/etc/mosquitto/tars.passwd"
 ACL_FILE = "/etc/mosquitto/tars.acl"
@@ -284,7 +281,7 @@ def install(root: Path, *, prefix: str = DEFAULT_PREFIX, enable: bool = True,
     passwords: dict[str, str] = {}
     for user in USERS:
         passwords[user] = tree.secret(f"etc/tars/{user}.password",
-                                      0o640 if user in RUN_HERE else 0o600)
+                                      0o640 if user in SERVICES else 0o600)
         tree.write(f"etc/tars/{user}.env", env_text(user, url, tls_ca), 0o644)
     existing = tree.path(PASSWD_FILE)
     old = existing.read_text(encoding="utf-8") if existing.is_file() else ""
@@ -294,7 +291,7 @@ def install(root: Path, *, prefix: str = DEFAULT_PREFIX, enable: bool = True,
     tree.write(SYSUSERS, _template("sysusers.conf"), 0o644)
     tree.write(TMPFILES, _template("tmpfiles.conf"), 0o644)
     source = units_dir()
-    for name in [f"tars-{s}.service" for s in RUN_HERE] + ["tars.target"]:
+    for name in [f"tars-{s}.service" for s in SERVICES] + ["tars.target"]:
         text = unit_text(source / name, prefix)
         tree.write(f"etc/systemd/system/{name}", text, 0o644)
         for target in wanted_by(text) if enable else []:

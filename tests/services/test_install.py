@@ -18,7 +18,6 @@ import pytest
 
 from services import install as installer
 from services.install import (
-    RUN_HERE,
     SERVICES,
     USERS,
     BrokerSettings,
@@ -34,6 +33,7 @@ from tars_mqtt import MQTTConfig
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = [f"tars-{s}.service" for s in SERVICES]
+NO_PINS = {"llm", "memory", "ui"}  # no GPIO group, no devices at all
 
 
 def snapshot(root: Path) -> dict[str, tuple[str, int, str]]:
@@ -93,7 +93,7 @@ def test_the_tree(tmp_path: Path, no_host_commands: None) -> None:
     tree = snapshot(root)
     for user in USERS:
         kind, mode, password = tree[f"etc/tars/{user}.password"]
-        assert mode == (0o640 if user in RUN_HERE else 0o600), user
+        assert mode == (0o640 if user in SERVICES else 0o600), user
         assert len(password.strip()) >= 24 and ":" not in password
         assert tree[f"etc/tars/{user}.env"][1] == 0o644
     env = dict(line.split("=", 1) for line in tree["etc/tars/wake.env"][2].splitlines()
@@ -217,7 +217,7 @@ def test_service_units_say_what_the_issue_asks(unit: str) -> None:
         ("Service", "EnvironmentFile"): f"/etc/tars/{service}.env",
         ("Service", "Restart"): "on-failure",
         ("Service", "User"): "tars",
-        ("Service", "SupplementaryGroups"): "gpio",
+        ("Service", "SupplementaryGroups"): None if service in NO_PINS else "gpio",
         ("Service", "NoNewPrivileges"): "yes",
         ("Service", "ProtectSystem"): "strict",
         ("Service", "ProtectHome"): "yes",
@@ -228,8 +228,12 @@ def test_service_units_say_what_the_issue_asks(unit: str) -> None:
     assert {k: keys.get(k) for k in expected} == expected
     assert "mosquitto.service" in keys[("Unit", "After")].split()
     assert int(keys[("Service", "WatchdogSec")]) > 0
-    assert ("Service", "DeviceAllow", "char-gpiochip rw") in found
-    assert ("Service", "PrivateDevices") not in keys, "it would hide /dev/gpiochip*"
+    if service in NO_PINS:
+        assert keys[("Service", "PrivateDevices")] == "yes"
+        assert ("Service", "DeviceAllow") not in keys
+    else:
+        assert ("Service", "DeviceAllow", "char-gpiochip rw") in found
+        assert ("Service", "PrivateDevices") not in keys, "it would hide /dev/gpiochip*"
     assert keys[("Service", "WorkingDirectory")] == f"/run/tars-{service}"  # lgpio writes there
     hidden = keys[("Service", "InaccessiblePaths")].split()
     assert f"-/etc/tars/{service}.password" not in hidden
@@ -262,7 +266,7 @@ def test_systemd_analyze_verify_passes_on_every_unit(tmp_path: Path, systemd_ana
     # verify insists that ExecStart exists: install with a prefix that holds stand-ins.
     prefix = tmp_path / "prefix"
     (prefix / "venv/bin").mkdir(parents=True)
-    for service in RUN_HERE:
+    for service in SERVICES:
         script = prefix / f"venv/bin/tars-{service}"
         script.write_text("#!/bin/sh\n")
         script.chmod(0o755)
@@ -270,7 +274,7 @@ def test_systemd_analyze_verify_passes_on_every_unit(tmp_path: Path, systemd_ana
     assert main(["--root", str(root), "--prefix", str(prefix)]) == 0
     units = root / "etc/systemd/system"
     env = {**os.environ, "SYSTEMD_UNIT_PATH": f"{units}:", "SYSTEMD_LOG_COLOR": "0"}
-    for unit in [*(f"tars-{s}.service" for s in RUN_HERE), "tars.target"]:
+    for unit in [*UNITS, "tars.target"]:
         done = subprocess.run([systemd_analyze, "verify", str(units / unit)], env=env,
                               capture_output=True, text=True, timeout=50, check=False)
         # verify exits 0 even for unknown keys and bad values: its warnings count too

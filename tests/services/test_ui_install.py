@@ -10,7 +10,7 @@ import stat
 from pathlib import Path
 
 from services import topics as t
-from services.install import RUN_HERE, USERS, install
+from services.install import SERVICES, USERS, install
 from tests.integration.test_topic_contract import acl_grants, granted
 from tests.services.test_install import directives
 
@@ -20,7 +20,7 @@ CONTROLS = {t.WAKE_EVENT.name, t.TTS_SAY.name, t.MOVEMENT_COMMAND.name, t.MOVEME
 
 def test_install_writes_the_ui_login_env_and_enabled_unit(tmp_path: Path) -> None:
     install(tmp_path)
-    assert "ui" in RUN_HERE and "ui" in USERS
+    assert "ui" in SERVICES and "ui" in USERS
     env = (tmp_path / "etc/tars/ui.env").read_text()
     assert "MQTT_CLIENT_ID=ui\n" in env and "MQTT_USERNAME=ui\n" in env
     assert "MQTT_PASSWORD_FILE=/etc/tars/ui.password\n" in env
