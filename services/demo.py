@@ -159,8 +159,11 @@ def play(url: str, workdir: Path, step_timeout: float, ui: bool = False) -> None
             for name in names:
                 module = "services.ui.service" if name == "ui" else f"services.{name}"
                 with open(workdir / f"{name}.log", "wb") as log:
+                    # a session of its own: Ctrl-C reaches the demo only, which then stops
+                    # each service once (a second signal would cut a service's stop short)
                     procs[name] = subprocess.Popen([sys.executable, "-m", module],
-                                                   env=env, stdout=log, stderr=log)
+                                                   env=env, stdout=log, stderr=log,
+                                                   start_new_session=True)
             for name in names:
                 timeline.expect(mark, f"system/health/{name}", {"event": "ready"}, 30)
             if ui:  # its health says ready once connected; the page is served just after
@@ -196,18 +199,18 @@ def play(url: str, workdir: Path, step_timeout: float, ui: bool = False) -> None
 
 
 def hold() -> None:
-    """``--ui``: keep the services up for the page until SIGINT (Ctrl-C) or SIGTERM."""
+    """``--ui``: keep the services up for the page until SIGINT (Ctrl-C) or SIGTERM.
+
+    The handlers stay: a second Ctrl-C while the services stop does not cut the stop short
+    (it has its own time limits).
+    """
     print("── the scene is over; everything stays up for the page: Ctrl-C ends the demo",
           flush=True)
     done = threading.Event()
-    previous = {s: signal.signal(s, lambda *_: done.set()) for s in (signal.SIGINT,
-                                                                     signal.SIGTERM)}
-    try:
-        while not done.wait(0.5):
-            pass
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: done.set())
+    while not done.wait(0.5):
+        pass
 
 
 def show_angles(timeline: Timeline) -> None:

@@ -2,7 +2,8 @@
 
 The demo runs as a process; the test reads its output line by line (waiting for each
 line it needs), fetches the printed URL, reads the page's first WebSocket frame, then
-ends the demo with Ctrl-C (SIGINT) and expects a clean exit.
+ends the demo with Ctrl-C (SIGINT to its whole process group, twice) and expects a clean
+exit.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ def test_demo_with_ui_prints_the_url_serves_the_page_and_stops_on_ctrl_c(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MQTT_", "TARS_"))}
     env.update(GPIOZERO_PIN_FACTORY="mock", TMPDIR=str(tmp_path), TARS_UI_PORT=str(port))
     proc = subprocess.Popen([sys.executable, "-m", "services.demo", "--ui"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # its own process group, as in a terminal
     out = Output(proc)
     try:
         url = out.wait_for(r"── the live view: (http://127\.0\.0\.1:\d+/)")[1]
@@ -80,7 +82,8 @@ def test_demo_with_ui_prints_the_url_serves_the_page_and_stops_on_ctrl_c(
         said = [e["text"] for e in hello["conversation"] if e["who"] == "said"]
         assert "Okay, waving." in said  # the scene, as the page shows it
         assert {r["client"]: r["state"] for r in hello["health"]}["movement"] == "ready"
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the demo and its services get it
+        os.killpg(proc.pid, signal.SIGINT)  # pressed twice: the stop is not cut short
         assert proc.wait(TIMEOUT) == 0, out.rest()
         rest = out.rest()
         assert re.search(r"ui\s+system/health/ui\s+system\.health\s+ok=False event=shutdown",
@@ -88,7 +91,7 @@ def test_demo_with_ui_prints_the_url_serves_the_page_and_stops_on_ctrl_c(
         assert "demo: ok" in rest
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(TIMEOUT)
 
 
