@@ -1,42 +1,30 @@
-"""What every service shares: logging, settings from the environment, the process lifecycle.
+"""What every service's handlers share: settings from the environment, checked payloads,
+publishing by a row of the topic table, and counts.
 
-Each service is ``main()`` = settings from the environment, a client, the hardware, then
-:func:`serve` until SIGTERM/SIGINT. Topic names, QoS and retain flags come from
-:mod:`services.topics`, so :func:`publish` takes a row of that table.
+Topic names, QoS and retain flags come from :mod:`services.topics`, so :func:`publish`
+takes a row of that table. How a process runs is :mod:`services.runtime`'s.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from tars_mqtt import ConfigError, Message, MQTTClient, MQTTError, PublishHandle
 
-from .sdnotify import Notifier
-from .sdnotify import serve as sd_serve
 from .text import shown
 from .topics import TopicSpec, check_payload
 
 __all__ = [
     "UNSENDABLE", "Tally", "env_bool", "env_float", "env_int", "problems", "publish", "reply",
-    "serve", "setup_logging",
 ]
 
 log = logging.getLogger("tars")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-
-
-def setup_logging(environ: Mapping[str, str] = os.environ) -> None:
-    """Log to stderr (journald adds the time) at ``$TARS_LOG_LEVEL`` (default INFO)."""
-    level = environ.get("TARS_LOG_LEVEL", "INFO").strip().upper() or "INFO"
-    logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
 
 def _raw(environ: Mapping[str, str], name: str) -> str | None:
@@ -149,31 +137,3 @@ class Tally:
     def as_dict(self) -> dict[str, int]:
         with self._lock:
             return dict(self._counts)
-
-
-class _Notifier(Notifier):
-    """systemd notifications, running ``on_stopping`` first when stopping begins."""
-
-    def __init__(self, on_stopping: Callable[[], None] | None) -> None:
-        super().__init__()
-        self._on_stopping = on_stopping
-
-    def stopping(self) -> None:
-        if self._on_stopping is not None:
-            self._on_stopping()
-        super().stopping()
-
-
-def serve(client: MQTTClient, *, on_stopping: Callable[[], None] | None = None) -> int:
-    """Run ``client`` until SIGTERM/SIGINT, then stop it cleanly; the process's exit code.
-
-    :func:`services.sdnotify.serve` does it (systemd READY/WATCHDOG/STOPPING).
-    ``on_stopping`` runs once stopping has begun, while the client still publishes (e.g.
-    to end a motion and report it).
-    """
-    try:
-        return sd_serve(client, notifier=_Notifier(on_stopping))
-    except MQTTError as exc:
-        log.error("%s: %s", client.config.client_id, exc)
-        client.stop()
-        return 1

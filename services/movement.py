@@ -17,15 +17,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from hw import HardwareError, ServoRig
-from tars_mqtt import ConfigError, Message, MQTTClient
+from hw import ServoRig
+from tars_mqtt import Message, MQTTClient
 
-from .common import Tally, publish, reply, serve, setup_logging
+from .common import Tally, publish, reply
 from .movement_logic import Verdict, handle
+from .runtime import Service, run
 from .text import shown
 from .topics import MOVEMENT_COMMAND, MOVEMENT_STATUS, MOVEMENT_STOP, check_payload
 
-__all__ = ["RESULT_TYPE", "Movement", "Verdict", "handle", "main"]
+__all__ = ["RESULT_TYPE", "Movement", "Verdict", "handle", "main", "setup"]
 
 log = logging.getLogger("tars.movement")
 RESULT_TYPE = "movement.result"  # the reply to a command sent as a request
@@ -153,21 +154,20 @@ class Movement:
         self.rig.close()
 
 
-def main() -> int:
-    """``tars-movement``: MQTT_* for the client, TARS_CALIBRATION, GPIOZERO_PIN_FACTORY."""
-    setup_logging()
-    try:
-        client = MQTTClient.from_env(client_id="movement")
-        rig = ServoRig.from_env()
-    except (ConfigError, HardwareError) as exc:
-        log.error("cannot start: %s", exc)
-        return 2
-    service = Movement(client, rig)
-    try:
-        return serve(client, on_stopping=service.halt)
-    finally:
+def setup(client: MQTTClient) -> Service:
+    """The service on ``client``: TARS_CALIBRATION, GPIOZERO_PIN_FACTORY for the rig."""
+    service = Movement(client, ServoRig.from_env())
+
+    def close() -> None:
         service.close()
         log.info("movement stopped; counts %s", service.tally.as_dict())
+
+    return Service(stopping=service.halt, close=close, liveness=service.liveness)
+
+
+def main() -> int:
+    """``tars-movement``: MQTT_* for the client, TARS_CALIBRATION, GPIOZERO_PIN_FACTORY."""
+    return run("movement", setup)
 
 
 if __name__ == "__main__":

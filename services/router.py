@@ -10,21 +10,19 @@ timeout whose reply, or the fallback sentence, is said.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import time
 from typing import Any
 
-from tars_mqtt import ConfigError, ConnectError, Message, MQTTConfig, MQTTError, RequestTimeout
+from tars_mqtt import Message, MQTTError, RequestTimeout
 from tars_mqtt.aio import AsyncMQTTClient
 
 from . import topics as t
-from .common import Tally, problems, setup_logging
+from .common import Tally, problems
 from .conversation import Action, AskLLM, Conversation, RouterSettings, event_from
-from .sdnotify import EXIT_CONFIG, Notifier
+from .runtime import AsyncService, run_async
 
-__all__ = ["Router", "main", "serve"]
+__all__ = ["Router", "main", "setup"]
 
 log = logging.getLogger("tars.router")
 
@@ -94,61 +92,22 @@ class Router:
         self.events.put_nowait(("answer", ask.turn, reply))
 
 
-async def serve(client: AsyncMQTTClient, settings: RouterSettings) -> int:
-    """Run until SIGTERM/SIGINT (READY/WATCHDOG/STOPPING to systemd), then stop cleanly."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    notifier = Notifier()
-    router = Router(client, settings)
-    delay = 0.5
-    while True:  # a broker that is down at boot is waited for, bad credentials are not
-        try:
-            await client.start()
-            break
-        except ConnectError as exc:
-            if exc.reason in ("bad_credentials", "not_authorized"):
-                log.error("cannot start: %s", exc)
-                return EXIT_CONFIG
-            log.warning("%s; retrying in %.1f s", exc, delay)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)
-            return 0
-        delay = min(delay * 2, 5.0)
-    notifier.ready()
-    tasks = [asyncio.create_task(c) for c in (router.run(), stop.wait(), _pings(client, notifier))]
-    done, _ = await asyncio.wait(tasks[:2], return_when=asyncio.FIRST_COMPLETED)
-    crashed = tasks[0] in done  # run() only ever ends by raising
-    if crashed:
-        log.error("the router loop died", exc_info=tasks[0].exception())
-    log.info("stopping; counts %s", router.tally.as_dict())
-    notifier.stopping()
-    for task in (*tasks, *router.tasks):
-        task.cancel()
-    await asyncio.gather(*tasks, *router.tasks, return_exceptions=True)
-    await client.stop()
-    return 1 if crashed else 0
+def setup(client: AsyncMQTTClient) -> AsyncService:
+    """The router on ``client``: TARS_ROUTER_* timeouts (RouterSettings)."""
+    router = Router(client, RouterSettings.from_env())
 
+    async def close() -> None:
+        for task in list(router.tasks):
+            task.cancel()
+        await asyncio.gather(*router.tasks, return_exceptions=True)
+        log.info("router stopped; counts %s", router.tally.as_dict())
 
-async def _pings(client: AsyncMQTTClient, notifier: Notifier) -> None:
-    """WATCHDOG=1 while the loop turns and the client is live (a wedged loop stops them)."""
-    while notifier.watchdog_interval:
-        if client.sync.liveness_problem() is None:
-            notifier.watchdog()
-        await asyncio.sleep(notifier.watchdog_interval)
+    return AsyncService(main=router.run, close=close)
 
 
 def main() -> int:
     """``tars-router``: MQTT_* for the client, TARS_ROUTER_* timeouts (RouterSettings)."""
-    setup_logging()
-    try:
-        settings = RouterSettings.from_env()
-        config = MQTTConfig.from_env(client_id="router")
-    except ConfigError as exc:
-        log.error("cannot start: %s", exc)
-        return 2
-    return asyncio.run(serve(AsyncMQTTClient(config), settings))
+    return run_async("router", setup)
 
 
 if __name__ == "__main__":

@@ -18,13 +18,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hw import PATTERNS, HardwareError, StatusLED, WakeButton, default_pin_factory
+from hw import PATTERNS, StatusLED, WakeButton, default_pin_factory
 from tars_mqtt import ConfigError, Message, MQTTClient
 
-from .common import Tally, env_bool, env_float, env_int, problems, publish, serve, setup_logging
+from .common import Tally, env_bool, env_float, env_int, problems, publish
+from .runtime import Service, run
 from .topics import SYSTEM_STATE, WAKE_EVENT, WAKE_SIMULATE
 
-__all__ = ["Wake", "WakeSettings", "handle_button", "handle_state", "main"]
+__all__ = ["Wake", "WakeSettings", "handle_button", "handle_state", "main", "setup"]
 
 log = logging.getLogger("tars.wake")
 
@@ -130,25 +131,25 @@ class Wake:
         self.led.close()
 
 
-def main() -> int:
-    """``tars-wake``: MQTT_* for the client, TARS_WAKE_*/TARS_LED_* (see WakeSettings)."""
-    setup_logging()
-    try:
-        settings = WakeSettings.from_env()
-        client = MQTTClient.from_env(client_id="wake")
-        button = WakeButton(settings.pin, hold_time=settings.hold_time)
-        led = StatusLED(settings.led_pin, rgb_pins=settings.led_rgb)
-    except (ConfigError, HardwareError) as exc:
-        log.error("cannot start: %s", exc)
-        return 2
+def setup(client: MQTTClient) -> Service:
+    """The service on ``client``: TARS_WAKE_*/TARS_LED_* (see WakeSettings)."""
+    settings = WakeSettings.from_env()
+    button = WakeButton(settings.pin, hold_time=settings.hold_time)
+    led = StatusLED(settings.led_pin, rgb_pins=settings.led_rgb)
     factory = default_pin_factory()
     sim_pin = factory.pin(settings.pin) if settings.simulate and factory is not None else None
     service = Wake(client, button, led, sim_pin=sim_pin)
-    try:
-        return serve(client)
-    finally:
+
+    def close() -> None:
         service.close()
         log.info("wake stopped; counts %s", service.tally.as_dict())
+
+    return Service(close=close)
+
+
+def main() -> int:
+    """``tars-wake``: MQTT_* for the client, TARS_WAKE_*/TARS_LED_* (see WakeSettings)."""
+    return run("wake", setup)
 
 
 if __name__ == "__main__":

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import signal
 import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any, overload
 
+from . import runner
 from .client import MQTTClient
 from .config import MQTTConfig, QueuePolicy
 from .dispatch import Subscription
@@ -39,7 +39,6 @@ class AsyncMQTTClient:
         self.config = self.sync.config
         self._loop: asyncio.AbstractEventLoop | None = None
         self._streams: set[Messages] = set()
-        self._stop_requested: asyncio.Event | None = None
 
     async def start(self, timeout: float = 10.0) -> AsyncMQTTClient:
         """Connect (in a thread); handlers will run on the calling event loop."""
@@ -49,14 +48,12 @@ class AsyncMQTTClient:
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Drain handlers (they still run on this loop), disconnect, end ``messages()``."""
-        if self._stop_requested is not None:
-            self._stop_requested.set()
         await asyncio.to_thread(self.sync.stop, timeout)
         for stream in list(self._streams):
             stream.close()
 
     async def __aenter__(self) -> AsyncMQTTClient:
-        return await self.start() if self.sync._state == "new" else self
+        return await self.start() if self.sync.state == "new" else self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
@@ -146,29 +143,19 @@ class AsyncMQTTClient:
                         policy or self.config.queue_policy)
 
     async def run_forever(self) -> None:
-        """Start if needed, wait for SIGINT/SIGTERM or ``stop()``, then stop cleanly.
+        """Start (waiting for a broker that is down), serve until SIGINT/SIGTERM or
+        ``stop()``, then stop cleanly.
 
         Raises:
-            ConnectError: the broker refused the credentials while running.
+            ConnectError: the broker refused the credentials, or TLS failed.
+            SubscribeError: the broker refused a subscription made before the start.
         """
-        loop = asyncio.get_running_loop()
-        self._stop_requested = asyncio.Event()
-        signals = [signal.SIGINT, signal.SIGTERM]
-        for signum in signals:
-            loop.add_signal_handler(signum, self._stop_requested.set)
-        try:
-            if self.sync._state == "new":
-                await self.start()
-            while not self._stop_requested.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop_requested.wait(), 1.0)
-                problem = self.sync._transport.fatal_error
-                if problem is not None:
-                    raise problem
-        finally:
-            for signum in signals:
-                loop.remove_signal_handler(signum)
-            await self.stop()
+        await runner.run_async(self)
+
+    @property
+    def state(self) -> str:
+        """The sync client's state: ``new``, ``starting``, ``running`` or ``stopped``."""
+        return self.sync.state
 
     @classmethod
     def from_env(cls, prefix: str = "MQTT_", *, client_id: str | None = None) -> AsyncMQTTClient:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, overload
 
+from . import runner
 from .config import MQTTConfig
 from .dedupe import Deduplicator
 from .dispatch import Dispatcher, Handler, Inbound, Subscription
@@ -26,7 +27,6 @@ from .health import HEALTH_TYPE, HEARTBEAT_TYPE, health_data, heartbeat_data
 from .publishing import AckBook, OfflineQueue, Outgoing, PublishHandle
 from .requests import PendingRequests
 from .routing import Route, RoutingTable
-from .signals import stop_on_signals
 from .stats import ClientStats, Counters
 from .ticker import Ticker
 from .timing import Backoff
@@ -157,17 +157,14 @@ class MQTTClient:
         log.info("client %s stopped", self.config.client_id)
 
     def run_forever(self) -> None:
-        """Start if needed, block until SIGINT/SIGTERM or ``stop()``, then stop cleanly."""
-        restore_signals = stop_on_signals(self._stopped)  # before start(): see signals.py
-        try:
-            if self._state == "new":
-                self.start()
-            while not self._stopped.wait(1.0):
-                if self._transport.fatal_error is not None:
-                    raise self._transport.fatal_error
-        finally:
-            restore_signals()
-            self.stop()
+        """Start (waiting for a broker that is down), serve until SIGINT/SIGTERM or
+        ``stop()``, then stop cleanly.
+
+        Raises:
+            ConnectError: the broker refused the credentials, or TLS failed.
+            SubscribeError: the broker refused a subscription made before the start.
+        """
+        runner.run(self, stop=self._stopped)
 
     def __enter__(self) -> MQTTClient:
         return self.start() if self._state == "new" else self
@@ -402,6 +399,16 @@ class MQTTClient:
             self._transport.kick()
 
     # Introspection -------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        """``new``, ``starting``, ``running`` or ``stopped``."""
+        return self._state
+
+    @property
+    def fatal_error(self) -> ConnectError | None:
+        """Why the client gave up reconnecting (refused credentials), else None."""
+        return self._transport.fatal_error
+
     @property
     def is_connected(self) -> bool:
         return self._transport.connected

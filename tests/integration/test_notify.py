@@ -1,6 +1,6 @@
 """A service under a test-owned NOTIFY_SOCKET, as systemd runs it, against a real mosquitto.
 
-The real services are built on :func:`services.sdnotify.serve`; here a small stand-in
+The real services are built on :func:`services.runtime.serve`; here a small stand-in
 runs in a subprocess (``SERVICE``) with a handler the test can wedge by publishing to
 ``test/wedge``. The test plays systemd: it owns the notify socket and sends SIGTERM.
 """
@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from services.sdnotify import Notifier, serve
+from services.runtime import serve
+from services.sdnotify import Notifier
 from tars_mqtt import Message, MQTTClient, MQTTConfig
 from tars_mqtt.testing import Broker
 from tests.services.test_sdnotify import NotifyListener
@@ -29,7 +30,7 @@ CLIENT_ID = "notify-svc"
 SERVICE = """
 import logging, sys, threading
 from tars_mqtt import MQTTClient
-from services.sdnotify import serve
+from services.runtime import serve
 
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 client = MQTTClient.from_env(client_id="notify-svc")
@@ -148,7 +149,7 @@ def test_a_broker_that_is_down_at_boot_is_waited_for(tmp_path: Path) -> None:
     result: list[int] = []
     notifier = Notifier(environ={"NOTIFY_SOCKET": listener.address, "WATCHDOG_USEC": "400000"})
     thread = threading.Thread(target=lambda: result.append(
-        serve(client, notifier=notifier, stop_event=stop)))
+        serve(client, notifier=notifier, stop=stop)))
     thread.start()
     try:
         waiting = listener.expect(lambda m: "STATUS" in m, "STATUS=waiting for the broker")
