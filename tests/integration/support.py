@@ -1,0 +1,105 @@
+"""Services as real processes against a real mosquitto, and a recorder of what they say.
+
+Shared by the service and chaos tests: :class:`Service` runs ``python -m services.<name>``
+(optionally under a test-owned ``NOTIFY_SOCKET``, as systemd runs it), :class:`Recorder`
+keeps every message on ``#`` and waits for the one a test names, and
+:func:`raw_envelope` builds an envelope by hand, as a hostile client would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from tars_mqtt import Message, MQTTClient
+from tars_mqtt.testing import Broker
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 10.0
+
+
+def raw_envelope(data: Any, *, event_type: str = "test.hostile", **fields: Any) -> bytes:
+    """An envelope as bytes, any field overridden; ``json.dumps`` escapes lone surrogates,
+    so an id of ``"\\ud800"`` arrives as valid JSON that no UTF-8 encoder can send back."""
+    wire = {"id": uuid.uuid4().hex, "type": event_type, "ts": time.time(), "source": "hostile",
+            "data": data, **fields}
+    return json.dumps(wire).encode()
+
+
+class Recorder:
+    """Every message on ``#``, and waits for the one a predicate picks."""
+
+    def __init__(self, client: MQTTClient) -> None:
+        self.client = client
+        self.messages: list[Message] = []
+        self._cond = threading.Condition()
+        client.subscribe("#", self._on, qos=1)
+
+    def _on(self, msg: Message) -> None:
+        with self._cond:
+            self.messages.append(msg)
+            self._cond.notify_all()
+
+    def wait(self, topic: str, timeout: float = TIMEOUT, after: int = 0,
+             **fields: Any) -> Message:
+        """The first message on ``topic`` (from index ``after``) whose data has ``fields``."""
+        def match(m: Message) -> bool:
+            return m.topic == topic and isinstance(m.data, dict) and all(
+                m.data.get(k) == v for k, v in fields.items())
+
+        found: list[Message] = []
+
+        def check() -> bool:
+            found[:] = [m for m in self.messages[after:] if match(m)]
+            return bool(found)
+
+        with self._cond:
+            if not self._cond.wait_for(check, timeout):
+                seen = [(m.topic, m.data) for m in self.messages[after:]
+                        if not m.topic.startswith("system/keepalive")]
+                raise AssertionError(f"no {topic} {fields} within {timeout} s; saw {seen}")
+        return found[0]
+
+    def mark(self) -> int:
+        with self._cond:
+            return len(self.messages)
+
+    def on(self, topic: str, after: int = 0) -> list[Any]:
+        with self._cond:
+            return [m.data for m in self.messages[after:] if m.topic == topic]
+
+
+class Service:
+    """``python -m services.<name>`` with its output in a log file."""
+
+    def __init__(self, name: str, broker: Broker | str, log_dir: Path, **env: str) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        url = broker if isinstance(broker, str) else broker.url
+        environ = {**os.environ, "MQTT_URL": url, "GPIOZERO_PIN_FACTORY": "mock",
+                   "MQTT_HEARTBEAT_INTERVAL": "0.5", "TARS_LOG_LEVEL": "INFO", **env}
+        with open(self.log_path, "wb") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT,
+                                         env=environ, stdout=out, stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def terminate(self) -> int:
+        """SIGTERM and the exit code (killed after TIMEOUT s, then it is an error)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(TIMEOUT)
+            raise AssertionError(f"{self.name} ignored SIGTERM; log:\n{self.log()}") from None
