@@ -1,4 +1,5 @@
-"""What every service's handlers share: settings from the environment, checked payloads,
+"""What every service's handlers share: settings from the environment (re-exported from
+:mod:`tars_mqtt.settings`, the one parser), checked payloads,
 publishing by a row of the topic table, and counts.
 
 Topic names, QoS and retain flags come from :mod:`services.topics`, so :func:`publish`
@@ -10,10 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Mapping
 from typing import Any
 
-from tars_mqtt import ConfigError, Message, MQTTClient, MQTTError, PublishHandle
+from tars_mqtt import Message, MQTTClient, MQTTError, PublishHandle
+from tars_mqtt.settings import env_bool, env_float, env_int
 
 from .text import shown
 from .topics import TopicSpec, check_payload
@@ -23,55 +24,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("tars")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def _raw(environ: Mapping[str, str], name: str) -> str | None:
-    value = environ.get(name)
-    return value.strip() if value is not None and value.strip() else None
-
-
-def env_float(environ: Mapping[str, str], name: str, default: float, *,
-              low: float = 0.0, high: float = 1e6) -> float:
-    """``$name`` as a number in ``low..high``; :class:`ConfigError` naming it otherwise."""
-    raw = _raw(environ, name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name}={raw!r} is out of range {low:g}..{high:g}")
-    return value
-
-
-def env_int(environ: Mapping[str, str], name: str, default: int, *,
-            low: int = 0, high: int = 1_000_000) -> int:
-    """``$name`` as an integer in ``low..high``."""
-    raw = _raw(environ, name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not an integer") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name}={raw!r} is out of range {low}..{high}")
-    return value
-
-
-def env_bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
-    """``$name`` as a boolean (1/0, true/false, yes/no, on/off)."""
-    raw = _raw(environ, name)
-    if raw is None:
-        return default
-    if raw.lower() in _TRUE:
-        return True
-    if raw.lower() in _FALSE:
-        return False
-    raise ConfigError(f"{name}={raw!r} is not a boolean (1/0, true/false, yes/no, on/off)")
 
 
 def problems(msg: Message, spec: TopicSpec) -> list[str]:
