@@ -20,9 +20,10 @@ from tars_mqtt import Message
 
 from . import topics as t
 from .common import env_float, problems
+from .text import clean
 
-__all__ = ["FALLBACK", "MOVES", "STOP_WORDS", "Action", "AskLLM", "Conversation", "Publish",
-           "RouterSettings", "event_from", "parse_intent"]
+__all__ = ["FALLBACK", "MAX_HEARD", "MOVES", "STOP_WORDS", "Action", "AskLLM", "Conversation",
+           "Publish", "RouterSettings", "event_from", "llm_reply", "parse_intent"]
 
 log = logging.getLogger("tars.router")
 FALLBACK = "Sorry, I cannot think right now. Please ask me again in a moment."
@@ -41,6 +42,7 @@ MOVES: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("reset", "stand up", "stand straight"), "reset", "Standing up straight."),
 )
 STOP_WORDS = ("stop", "halt", "freeze")
+MAX_HEARD = 2000  # characters of one transcript; longer ones are refused as malformed
 
 
 def parse_intent(text: str) -> tuple[str, str | None, str | None]:
@@ -159,14 +161,27 @@ class Conversation:
         return [Publish(t.TTS_SAY, {"text": text, "utt_id": self.utterance})]
 
 
-def event_from(msg: Message) -> tuple[Any, ...] | None:
-    """The machine's event for a message, or None when it is malformed."""
+def llm_reply(msg: Message) -> tuple[str | None, str | None]:
+    """The sentence to say from an ``llm/response``, or None and why it cannot be said."""
+    found = problems(msg, t.LLM_RESPONSE)
+    if found:
+        return None, "; ".join(found)
+    if msg.data.get("error") or not msg.data["reply"].strip():
+        return None, f"the LLM answered with an error: {clean(msg.data.get('error') or 'empty')}"
+    return msg.data["reply"], None
+
+
+def event_from(msg: Message) -> tuple[tuple[Any, ...] | None, str | None]:
+    """The machine's event for a message, or None and why it is malformed."""
     spec = t.spec_for(msg.topic)
-    if problems(msg, spec):
-        return None
+    found = problems(msg, spec)
+    if found:
+        return None, "; ".join(found)
     data = msg.data
     if spec is t.WAKE_EVENT:
-        return ("wake", data["type"])
+        return ("wake", data["type"]), None
     if spec is t.STT_FINAL:
-        return ("heard", data["text"]) if data["text"].strip() else None
-    return ("tts", data["event"], data.get("utt_id"))
+        if len(data["text"]) > MAX_HEARD:  # no one says that much at once; it would stall
+            return None, f"stt/final: text of {len(data['text'])} characters (at most {MAX_HEARD})"
+        return (("heard", data["text"]), None) if data["text"].strip() else (None, "empty text")
+    return ("tts", data["event"], data.get("utt_id")), None

@@ -10,54 +10,71 @@ timeout whose reply, or the fallback sentence, is said.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
-from tars_mqtt import Message, MQTTError, RequestTimeout
+from tars_mqtt import Message, RequestTimeout
 from tars_mqtt.aio import AsyncMQTTClient
 
 from . import topics as t
-from .common import Tally, problems
-from .conversation import Action, AskLLM, Conversation, RouterSettings, event_from
+from .common import UNSENDABLE, Tally
+from .conversation import Action, AskLLM, Conversation, RouterSettings, event_from, llm_reply
 from .runtime import AsyncService, run_async
+from .text import clean
 
 __all__ = ["Router", "main", "setup"]
 
 log = logging.getLogger("tars.router")
+EVENT_BACKLOG = 64  # events waiting for the loop; beyond, handlers wait (back-pressure)
+STUCK_AFTER = 60.0  # seconds without a turn, with work waiting, before the loop counts as stuck
 
 
 class Router:
     """The asyncio shell: handlers queue events; one loop feeds the machine, runs actions."""
 
-    def __init__(self, client: AsyncMQTTClient, settings: RouterSettings) -> None:
-        self.client, self.settings = client, settings
+    def __init__(self, client: AsyncMQTTClient, settings: RouterSettings, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.client, self.settings, self._clock = client, settings, clock
         self.machine = Conversation(settings)
         self.tally = Tally()
-        self.events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self.events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue(EVENT_BACKLOG)
+        self._busy_since: float | None = None  # when the loop took the event it is on
         self.tasks: set[asyncio.Task[None]] = set()
         for spec in (t.WAKE_EVENT, t.STT_FINAL, t.TTS_STATUS):
             client.subscribe(spec.name, self.on_message, qos=spec.qos)
 
     async def on_message(self, msg: Message) -> None:
-        event = event_from(msg)
+        event, problem = event_from(msg)
         if event is None:
             n = self.tally.add("malformed")
-            log.warning("malformed message #%d on %s ignored: %s", n, msg.topic,
-                        msg.decode_error or problems(msg, t.spec_for(msg.topic)) or "empty")
+            log.warning("malformed message #%d on %s ignored: %s", n, msg.topic, problem)
             return
-        self.events.put_nowait(event)
+        await self.events.put(event)  # full: the worker waits, and the broker with it
 
     async def run(self) -> None:
         await self._perform(self.machine.start())
         while True:
+            self._busy_since = None
             wait = None if self.machine.deadline is None else max(
-                0.0, self.machine.deadline - time.monotonic())
+                0.0, self.machine.deadline - self._clock())
             try:
                 event = await asyncio.wait_for(self.events.get(), wait)
             except TimeoutError:
                 event = ("timeout",)
-            await self._perform(self.machine.handle(event, time.monotonic()))
+            self._busy_since = self._clock()
+            await self._perform(self.machine.handle(event, self._busy_since))
+
+    def liveness(self) -> str | None:
+        """Why the conversation loop is stuck: on one event, or past a deadline, too long."""
+        now, busy, deadline = self._clock(), self._busy_since, self.machine.deadline
+        if busy is not None and now - busy > STUCK_AFTER:
+            return f"the conversation loop has been on one event for {now - busy:.0f} s"
+        if deadline is not None and now - deadline > STUCK_AFTER:
+            return f"the conversation loop missed a deadline by {now - deadline:.0f} s"
+        return None
 
     async def _perform(self, actions: list[Action]) -> None:
         for action in actions:
@@ -70,26 +87,28 @@ class Router:
                 await self.client.publish_event(action.spec.name, action.spec.event_type,
                                                 action.data, qos=action.spec.qos,
                                                 retain=action.spec.retain)
-            except MQTTError as exc:
-                log.warning("not published on %s: %s", action.spec.name, exc)
+            except UNSENDABLE as exc:  # the loop goes on whatever one message does
+                log.warning("not sent to %s (#%d): %s", action.spec.name,
+                            self.tally.add("unsent"), clean(str(exc)))
 
     async def _ask(self, ask: AskLLM) -> None:
+        """Ask the LLM; its reply, or None for the fallback, always goes back to the loop."""
         reply = None
         try:
             msg = await self.client.request(t.LLM_REQUEST.name, t.LLM_REQUEST.event_type,
                                             {"text": ask.text}, self.settings.llm_timeout,
                                             reply_topic=t.LLM_RESPONSE.name)
-            data = msg.data if isinstance(msg.data, dict) else {}
-            if isinstance(data.get("reply"), str) and data["reply"] and not data.get("error"):
-                reply = data["reply"]
-            else:
-                log.warning("the LLM answered with an error: %s", data.get("error", data))
+            reply, problem = llm_reply(msg)
+            if problem:
+                log.warning("%s: the fallback is spoken", problem)
         except RequestTimeout:
             log.warning("no LLM answer within %s s: the fallback is spoken",
                         self.settings.llm_timeout)
-        except MQTTError as exc:
-            log.warning("llm request failed: %s", exc)
-        self.events.put_nowait(("answer", ask.turn, reply))
+        except UNSENDABLE as exc:
+            log.warning("llm request failed: %s", clean(str(exc)))
+        finally:  # a full backlog drops it: the thinking deadline then ends the turn
+            with contextlib.suppress(asyncio.QueueFull):
+                self.events.put_nowait(("answer", ask.turn, reply))
 
 
 def setup(client: AsyncMQTTClient) -> AsyncService:
@@ -102,7 +121,7 @@ def setup(client: AsyncMQTTClient) -> AsyncService:
         await asyncio.gather(*router.tasks, return_exceptions=True)
         log.info("router stopped; counts %s", router.tally.as_dict())
 
-    return AsyncService(main=router.run, close=close)
+    return AsyncService(main=router.run, close=close, liveness=router.liveness)
 
 
 def main() -> int:

@@ -239,3 +239,34 @@ def test_router_state_machine_llm_fallback_and_cancel(
     hear("stop")
     stop_cleanly(svc, rec)
     assert "malformed message #2 on stt/final ignored" in svc.log()
+
+
+@pytest.mark.timeout(60)
+def test_router_survives_what_it_cannot_say_or_hear(
+        start: Callable[..., Service], rec: Recorder, listener: NotifyListener) -> None:
+    """An LLM reply no UTF-8 encoder can send on (it used to end the router's loop, and the
+    process), a transcript that is not UTF-8 and one of 100 kB: the fallback is said, the
+    bad transcripts are counted, and the router goes on hearing."""
+    svc = start("router", listener, TARS_ROUTER_LLM_TIMEOUT="2.0")
+    c = rec.client
+    rec.wait("system/state", state="idle")
+    llm = MQTTClient(MQTTConfig(url=c.config.url, client_id="hostile-llm"))
+    with llm:
+        llm.subscribe("llm/request", lambda m: llm.publish(m.reply_to or "llm/response",
+                      raw_envelope({"reply": "sunny \ud800"}, event_type="llm.response",
+                                   correlate=m.envelope.id if m.envelope else None),
+                      qos=1), qos=1)
+        mark = rec.mark()
+        c.publish_event("stt/final", "stt.final", {"text": "what is the weather"}).wait(5)
+        said = rec.wait("tts/say", after=mark)
+        assert said.data["text"].startswith("Sorry, I cannot think right now")
+    for text in ("wave \ud800", "wave " * 20_000):
+        c.publish("stt/final", raw_envelope({"text": text}, event_type="stt.final"),
+                  qos=1).wait(5)
+    mark = rec.mark()
+    c.publish_event("stt/final", "stt.final", {"text": "please wave"}).wait(5)
+    assert rec.wait("movement/command", after=mark).data == {"action": "wave"}
+    still_live(listener)
+    stop_cleanly(svc, rec)
+    log = svc.log()
+    assert "not valid UTF-8" in log and "(at most 2000)" in log
