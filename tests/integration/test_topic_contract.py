@@ -1,4 +1,4 @@
-"""The three services keep to the robot's topic table (services/topics.py, CONTRACT §6).
+"""The three services keep to the robot's topic table (services/topics.py, docs/topics.md).
 
 The services run as processes on mock pins through a scripted exchange that makes them use
 every topic they have. What they put on the wire is read from mosquitto's own debug log
@@ -275,7 +275,7 @@ def test_services_publish_and_subscribe_only_what_the_table_says(exchange: Excha
         system = system_topic_ok(item.client, item)
         if system is not None:
             if not system:
-                problems.append(f"{item}: not how a system topic is used (CONTRACT §5)")
+                problems.append(f"{item}: not how a system topic is used (docs/api.md)")
             continue
         try:
             spec = t.spec_for(item.topic)
@@ -403,7 +403,7 @@ def test_acl_grants_exactly_what_the_table_says() -> None:
             if topic != "#" and topic not in table_topics:
                 problems.append(f"{login}: {topic} is granted but not in the table")
     assert not problems, "\n".join(problems)
-    # the system topics every client needs (CONTRACT §5, request/reply)
+    # the system topics every client needs (health, heartbeat, request/reply)
     assert set(patterns) >= {("write", "system/health/%u"), ("readwrite", "system/keepalive/%u"),
                              ("readwrite", "system/reply/%u"), ("write", "system/reply/#")}
 
