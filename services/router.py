@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tars_mqtt import Message, RequestTimeout
+from tars_mqtt import Message, PublishError, PublishHandle, RequestTimeout
 from tars_mqtt.aio import AsyncMQTTClient
 
 from . import topics as t
@@ -55,7 +55,7 @@ class Router:
         await self.events.put(event)  # full: the worker waits, and the broker with it
 
     async def run(self) -> None:
-        await self._perform(self.machine.start())
+        self._perform(self.machine.start())
         while True:
             self._busy_since = None
             wait = None if self.machine.deadline is None else max(
@@ -65,7 +65,7 @@ class Router:
             except TimeoutError:
                 event = ("timeout",)
             self._busy_since = self._clock()
-            await self._perform(self.machine.handle(event, self._busy_since))
+            self._perform(self.machine.handle(event, self._busy_since))
 
     def liveness(self) -> str | None:
         """Why the conversation loop is stuck: on one event, or past a deadline, too long."""
@@ -76,20 +76,33 @@ class Router:
             return f"the conversation loop missed a deadline by {now - deadline:.0f} s"
         return None
 
-    async def _perform(self, actions: list[Action]) -> None:
+    def _perform(self, actions: list[Action]) -> None:
+        """Hand the actions over; never waits for the broker (a slow ack must not hold up
+        the one loop, nor a loop held up stall the client's inbound side)."""
         for action in actions:
             if isinstance(action, AskLLM):
                 task = asyncio.create_task(self._ask(action))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
                 continue
+            spec = action.spec
             try:
-                await self.client.publish_event(action.spec.name, action.spec.event_type,
-                                                action.data, qos=action.spec.qos,
-                                                retain=action.spec.retain)
+                handle = self.client.sync.publish_event(spec.name, spec.event_type, action.data,
+                                                        qos=spec.qos, retain=spec.retain)
             except UNSENDABLE as exc:  # the loop goes on whatever one message does
-                log.warning("not sent to %s (#%d): %s", action.spec.name,
-                            self.tally.add("unsent"), clean(str(exc)))
+                self._unsent(spec.name, exc)
+                continue
+            handle.add_done_callback(self._settled)
+
+    def _settled(self, handle: PublishHandle) -> None:
+        """On the client's thread once the broker answered: a refusal is logged and counted."""
+        try:
+            handle.wait(0)
+        except PublishError as exc:
+            self._unsent(handle.topic, exc)
+
+    def _unsent(self, topic: str, exc: Exception) -> None:
+        log.warning("not sent to %s (#%d): %s", topic, self.tally.add("unsent"), clean(str(exc)))
 
     async def _ask(self, ask: AskLLM) -> None:
         """Ask the LLM; its reply, or None for the fallback, always goes back to the loop."""

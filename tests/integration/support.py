@@ -21,6 +21,7 @@ from typing import Any
 
 from tars_mqtt import Message, MQTTClient
 from tars_mqtt.testing import Broker
+from tests.services.test_sdnotify import NotifyListener
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 10.0
@@ -103,3 +104,18 @@ class Service:
             self.proc.kill()
             self.proc.wait(TIMEOUT)
             raise AssertionError(f"{self.name} ignored SIGTERM; log:\n{self.log()}") from None
+
+
+def notify_env(listener: NotifyListener) -> dict[str, str]:
+    """The environment systemd gives a ``Type=notify`` service with a watchdog (pings 0.2 s)."""
+    return {"NOTIFY_SOCKET": listener.address, "WATCHDOG_USEC": "400000"}
+
+
+def still_live(listener: NotifyListener, name: str = "the service") -> None:
+    """Fresh watchdog pings (the ones already waiting are read first), and never "wedged"."""
+    while listener.receive(0.001) is not None:
+        pass
+    listener.expect_pings(3)
+    wedged = [m for m in listener.seen if m.get("STATUS", "").startswith("wedged")]
+    assert wedged == [], f"{name}: {wedged}"
+

@@ -19,7 +19,7 @@ from tars_mqtt import MQTTClient, MQTTConfig
 from tars_mqtt.testing import Broker
 from tests.services.test_sdnotify import NotifyListener
 
-from .support import ROOT, TIMEOUT, Recorder, Service, raw_envelope
+from .support import ROOT, TIMEOUT, Recorder, Service, notify_env, raw_envelope, still_live
 
 
 @pytest.fixture
@@ -33,8 +33,8 @@ def start(broker: Broker, tmp_path: Path, rec: Recorder) -> Iterator[Callable[..
     started: list[Service] = []
 
     def run(name: str, listener: NotifyListener | None = None, **env: str) -> Service:
-        if listener is not None:  # as systemd runs it: pings every 0.2 s while it is live
-            env = {"NOTIFY_SOCKET": listener.address, "WATCHDOG_USEC": "400000", **env}
+        if listener is not None:  # as systemd runs it: pings while it is live
+            env = {**notify_env(listener), **env}
         svc = Service(name, broker, tmp_path, **env)
         started.append(svc)
         try:
@@ -104,13 +104,6 @@ def listener() -> Iterator[NotifyListener]:
     sock = NotifyListener()
     yield sock
     sock.close()
-
-
-def still_live(listener: NotifyListener) -> None:
-    """The service's watchdog pings go on, and it never said it was wedged."""
-    listener.expect_pings(3)
-    wedged = [m for m in listener.seen if m.get("STATUS", "").startswith("wedged")]
-    assert wedged == [], wedged
 
 
 @pytest.mark.timeout(60)
