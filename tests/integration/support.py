@@ -106,6 +106,46 @@ class Service:
             raise AssertionError(f"{self.name} ignored SIGTERM; log:\n{self.log()}") from None
 
 
+class Pings:
+    """A test-owned ``NOTIFY_SOCKET`` read all the time, as systemd reads it, so nothing
+    the service says is lost to a full queue (a "wedged" between two checks included)."""
+
+    def __init__(self) -> None:
+        self.listener = NotifyListener()
+        self.seen: list[dict[str, str]] = []
+        self._cond = threading.Condition()
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="test-notify", daemon=True)
+        self._thread.start()
+
+    def env(self) -> dict[str, str]:
+        """What systemd gives a ``Type=notify`` service with a watchdog (pings every 0.2 s)."""
+        return notify_env(self.listener)
+
+    def _read(self) -> None:
+        while not self._closing.is_set():
+            message = self.listener.receive(0.2)
+            if message is not None:
+                with self._cond:
+                    self.seen.append(message)
+                    self._cond.notify_all()
+
+    def still_live(self, name: str, count: int = 3, timeout: float = 10.0) -> None:
+        """``count`` fresh watchdog pings, and never a "wedged" status since the start."""
+        with self._cond:
+            start = len(self.seen)
+            fresh = self._cond.wait_for(lambda: sum(
+                m.get("WATCHDOG") == "1" for m in self.seen[start:]) >= count, timeout)
+            wedged = [m for m in self.seen if m.get("STATUS", "").startswith("wedged")]
+        assert not wedged, f"{name}: {wedged}"
+        assert fresh, f"{name}: no {count} watchdog pings within {timeout} s"
+
+    def close(self) -> None:
+        self._closing.set()
+        self._thread.join(5)
+        self.listener.close()
+
+
 def notify_env(listener: NotifyListener) -> dict[str, str]:
     """The environment systemd gives a ``Type=notify`` service with a watchdog (pings 0.2 s)."""
     return {"NOTIFY_SOCKET": listener.address, "WATCHDOG_USEC": "400000"}

@@ -222,7 +222,7 @@ def test_liveness_names_a_motion_far_past_its_planned_end(rig: ServoRig) -> None
     release = threading.Event()
     client = FakeClient()
     svc = Movement(client, rig, clock=lambda: now[0])  # type: ignore[arg-type]
-    rig.run_motion = lambda frames, stop: release.wait(10)  # type: ignore[method-assign]
+    rig.run_motion = lambda frames, stop: release.wait(10)  # type: ignore[method-assign,assignment,misc]
     try:
         svc.on_command(message("movement/command", {"action": "wave"}))  # a few seconds
         assert svc.liveness() is None

@@ -129,8 +129,12 @@ def test_a_supervisor_that_does_not_read_costs_pings_never_a_frozen_service(
     """A Unix datagram queue holds a few messages (net.unix.max_dgram_qlen, often 10);
     beyond, a blocking send would wait for the reader for ever."""
     notifier = Notifier(environ={"NOTIFY_SOCKET": listener.address})
-    sender = threading.Thread(target=lambda: [notifier.watchdog() for _ in range(200)],
-                              daemon=True)
+
+    def ping() -> None:
+        for _ in range(200):
+            notifier.watchdog()
+
+    sender = threading.Thread(target=ping, daemon=True)
     with caplog.at_level(logging.WARNING, logger="tars.services"):
         sender.start()
         sender.join(30)

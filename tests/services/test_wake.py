@@ -122,7 +122,7 @@ def test_a_failing_publish_never_kills_the_button(wake: tuple[Wake, FakeClient],
         calls.set()
         raise RuntimeError("broker gone")
 
-    client.publish_event = broken  # type: ignore[method-assign]
+    client.publish_event = broken  # type: ignore[method-assign,assignment]
     pin = factory.pin(BUTTON)
     pin.drive_low()
     pin.drive_high()
