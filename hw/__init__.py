@@ -1,20 +1,24 @@
-"""TARS's hardware layer on gpiozero: servos, motions, wake button, status LED.
+"""TARS's hardware layer: servos (on GPIO pins or a PCA9685 board), motions, wake button,
+status LED.
 
 Knows pins, nothing of MQTT. Every driver takes a keyword-only ``pin_factory``;
-``None`` means :func:`default_pin_factory` (``$GPIOZERO_PIN_FACTORY``, where ``mock``
-gives PWM-capable mock pins, else gpiozero's default). See docs/hardware.md.
+``None`` means gpiozero's own ``Device.pin_factory`` (chosen by gpiozero from
+``$GPIOZERO_PIN_FACTORY``; with ``mock`` its pins can do PWM). PCA9685 joints get their
+I2C bus from ``i2c_factory``; :mod:`hw.testing` simulates the board and the bus. See
+docs/hardware.md.
 """
 
 from .button import WakeButton
 from .calibration import (
     DEFAULT_CALIBRATION_PATH,
+    DRIVERS,
+    PCA9685_CALIBRATION_PATH,
     TARS_JOINTS,
     JointCalibration,
     RigCalibration,
     calibration_path_from_env,
     load_calibration,
 )
-from .clock import Clock, ManualClock, RealClock
 from .errors import (
     CalibrationError,
     HardwareError,
@@ -23,6 +27,7 @@ from .errors import (
     PoseError,
     StateError,
 )
+from .joint import Joint
 from .led import PATTERNS, STATES, Pattern, StatusLED, pattern_for
 from .motions import (
     MAX_SPEED,
@@ -33,14 +38,17 @@ from .motions import (
     interpolate,
     plan_motion,
 )
-from .pins import default_pin_factory, make_pin_factory
-from .servo import Joint, ServoRig
+from .outputs import PCA9685Boards, ServoOutput
+from .pca9685 import PCA9685, I2CBus
+from .pins import default_pin_factory
+from .servo import ServoRig
 
 __all__ = [
     "CalibrationError",
-    "Clock",
     "DEFAULT_CALIBRATION_PATH",
+    "DRIVERS",
     "HardwareError",
+    "I2CBus",
     "Joint",
     "JointCalibration",
     "Keyframe",
@@ -48,15 +56,17 @@ __all__ = [
     "MIN_SPEED",
     "MOTIONS",
     "MOTION_NAMES",
-    "ManualClock",
     "MotionError",
     "PATTERNS",
+    "PCA9685",
+    "PCA9685Boards",
+    "PCA9685_CALIBRATION_PATH",
     "Pattern",
     "PinFactoryError",
     "PoseError",
-    "RealClock",
     "RigCalibration",
     "STATES",
+    "ServoOutput",
     "ServoRig",
     "StateError",
     "StatusLED",
@@ -66,7 +76,6 @@ __all__ = [
     "default_pin_factory",
     "interpolate",
     "load_calibration",
-    "make_pin_factory",
     "pattern_for",
     "plan_motion",
 ]

@@ -1,6 +1,7 @@
 """Servo calibration: frozen values, loaded from a TOML file (a shipped default or yours).
 
-The file has a ``step_rate_hz`` and one ``[joints.<name>]`` table per servo; see
+The file has a ``step_rate_hz`` and one ``[joints.<name>]`` table per servo, each saying
+which driver makes its pulses (a GPIO pin through gpiozero, or a PCA9685 channel); see
 docs/hardware.md. Every error names the file, the joint and the key, because a wrong
 number here moves metal.
 """
@@ -16,12 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CalibrationError
+from .pca9685 import ADDRESS_RANGE, ALL_CALL_ADDRESS, CHANNELS, DEFAULT_ADDRESS
 
 __all__ = [
     "DEFAULT_CALIBRATION_PATH",
+    "DRIVERS",
     "ENV_CALIBRATION",
     "FRAME_WIDTH",
     "JointCalibration",
+    "PCA9685_CALIBRATION_PATH",
     "RigCalibration",
     "TARS_JOINTS",
     "calibration_path_from_env",
@@ -29,9 +33,12 @@ __all__ = [
 ]
 
 DEFAULT_CALIBRATION_PATH = Path(__file__).with_name("calibration.toml")
+PCA9685_CALIBRATION_PATH = Path(__file__).with_name("calibration-pca9685.toml")
 ENV_CALIBRATION = "TARS_CALIBRATION"
 FRAME_WIDTH = 0.02  # seconds between servo pulses (50 Hz), gpiozero's default
 MAX_GPIO = 27  # BCM numbers on the 40-pin header
+DRIVERS = ("gpio", "pca9685")
+I2C1_PINS = {2: "SDA", 3: "SCL"}  # I2C bus 1 on the header: a PCA9685 there needs them
 TARS_JOINTS = ("torso_height", "left_leg", "right_leg", "left_arm", "right_arm")
 
 
@@ -43,14 +50,16 @@ def _fmt(value: float) -> str:
 class JointCalibration:
     """One servo: where it is wired, how its pulses map to angles, where it may go.
 
-    Angles are degrees. ``min_angle``/``max_angle`` are the angles at
-    ``min_pulse_width``/``max_pulse_width`` (seconds); ``soft_min``/``soft_max`` are
-    the limits TARS's mechanics allow, inside that range; ``neutral`` is the standing
-    pose, taken at start-up. ``inverted`` swaps the pulse ends for a mirrored servo.
+    ``driver`` is ``"gpio"`` (gpiozero on BCM GPIO ``pin``) or ``"pca9685"`` (``channel``
+    0..15 of the board at ``i2c_address`` on I2C bus ``i2c_bus``). Angles are degrees.
+    ``min_angle``/``max_angle`` are the angles at ``min_pulse_width``/``max_pulse_width``
+    (seconds); ``soft_min``/``soft_max`` are the limits TARS's mechanics allow, inside
+    that range; ``neutral`` is the standing pose, taken at start-up. ``inverted`` swaps
+    the pulse ends for a mirrored servo.
     """
 
     name: str
-    pin: int
+    pin: int | None = None
     min_pulse_width: float = 0.001
     max_pulse_width: float = 0.002
     min_angle: float = -90.0
@@ -59,15 +68,16 @@ class JointCalibration:
     soft_min: float = -90.0
     soft_max: float = 90.0
     inverted: bool = False
+    driver: str = "gpio"
+    channel: int | None = None
+    i2c_bus: int = 1
+    i2c_address: int = DEFAULT_ADDRESS
 
     def __post_init__(self) -> None:
         where = f"joint {self.name!r}"
         if not self.name or not isinstance(self.name, str):
             raise CalibrationError(f"joint name must be a non-empty string, got {self.name!r}")
-        if isinstance(self.pin, bool) or not isinstance(self.pin, int):
-            raise CalibrationError(f"{where}: pin must be an integer, got {self.pin!r}")
-        if not 0 <= self.pin <= MAX_GPIO:
-            raise CalibrationError(f"{where}: pin {self.pin} is not a GPIO number 0..{MAX_GPIO}")
+        self._check_output(where)
         for key in ("min_pulse_width", "max_pulse_width", "min_angle", "max_angle",
                     "neutral", "soft_min", "soft_max"):
             value = getattr(self, key)
@@ -104,10 +114,53 @@ class JointCalibration:
                 f"{where}: neutral {_fmt(self.neutral)} is outside the soft limits "
                 f"{_fmt(self.soft_min)}..{_fmt(self.soft_max)}")
 
+    def _check_output(self, where: str) -> None:
+        if self.driver not in DRIVERS:
+            raise CalibrationError(
+                f"{where}: driver {self.driver!r} is not one of {', '.join(DRIVERS)}")
+        wanted, unwanted = ("pin", "channel") if self.driver == "gpio" else ("channel", "pin")
+        if getattr(self, unwanted) is not None:
+            raise CalibrationError(
+                f"{where}: a {self.driver} joint has a {wanted}, not a {unwanted}")
+        for key in (wanted, "i2c_bus", "i2c_address"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise CalibrationError(f"{where}: {key} must be an integer, got {value!r}")
+        if self.pin is not None and not 0 <= self.pin <= MAX_GPIO:
+            raise CalibrationError(f"{where}: pin {self.pin} is not a GPIO number 0..{MAX_GPIO}")
+        if self.channel is not None and not 0 <= self.channel < CHANNELS:
+            raise CalibrationError(
+                f"{where}: channel {self.channel} is not a PCA9685 channel 0..{CHANNELS - 1}")
+        if self.i2c_bus < 0:
+            raise CalibrationError(f"{where}: i2c_bus {self.i2c_bus} must be 0 or more")
+        lo, hi = ADDRESS_RANGE
+        address = self.i2c_address
+        if not lo <= address <= hi or address == ALL_CALL_ADDRESS:
+            raise CalibrationError(
+                f"{where}: i2c_address {address:#04x} is not a PCA9685 address: "
+                f"{lo:#04x}..{hi:#04x} (0x40 + the A0..A5 jumpers), except "
+                f"{ALL_CALL_ADDRESS:#04x}, which every PCA9685 answers")
+
     @property
     def limits(self) -> tuple[float, float]:
         """``(soft_min, soft_max)``: what :meth:`hw.Joint.set_angle` accepts."""
         return (self.soft_min, self.soft_max)
+
+    @property
+    def output(self) -> str:
+        """Where the pulses go, for messages: ``GPIO12``, ``PCA9685 0x40 channel 3``."""
+        if self.driver == "gpio":
+            return f"GPIO{self.pin}"
+        return f"PCA9685 on I2C bus {self.i2c_bus} at {self.i2c_address:#04x}, " \
+               f"channel {self.channel}"
+
+    def pulse_width(self, angle: float) -> float:
+        """The pulse, in seconds, for ``angle``: linear between the calibrated ends
+        (the same map gpiozero's ``AngularServo`` applies on a GPIO pin)."""
+        fraction = (angle - self.min_angle) / (self.max_angle - self.min_angle)
+        if self.inverted:
+            fraction = 1 - fraction
+        return self.min_pulse_width + fraction * (self.max_pulse_width - self.min_pulse_width)
 
 
 @dataclass(frozen=True)
@@ -126,16 +179,22 @@ class RigCalibration:
         if not self.joints:
             raise CalibrationError("no joints are calibrated")
         names: set[str] = set()
-        pins: dict[int, str] = {}
+        outputs: dict[str, str] = {}
         for joint in self.joints:
             if joint.name in names:
                 raise CalibrationError(f"joint {joint.name!r} is calibrated twice")
             names.add(joint.name)
-            if joint.pin in pins:
+            if joint.output in outputs:
                 raise CalibrationError(
-                    f"joint {joint.name!r}: pin {joint.pin} is already used by joint "
-                    f"{pins[joint.pin]!r}")
-            pins[joint.pin] = joint.name
+                    f"joint {joint.name!r}: {joint.output} is already used by joint "
+                    f"{outputs[joint.output]!r}")
+            outputs[joint.output] = joint.name
+        i2c1 = next((j for j in self.joints if j.driver == "pca9685" and j.i2c_bus == 1), None)
+        for joint in self.joints:
+            if i2c1 is not None and joint.pin in I2C1_PINS:
+                raise CalibrationError(
+                    f"joint {joint.name!r}: GPIO{joint.pin} is I2C bus 1's "
+                    f"{I2C1_PINS[joint.pin]}, which the PCA9685 of joint {i2c1.name!r} needs")
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -157,7 +216,8 @@ def calibration_path_from_env(environ: Mapping[str, str] = os.environ) -> Path |
 
 _NUMBER_KEYS = ("min_pulse_width", "max_pulse_width", "min_angle", "max_angle",
                 "neutral", "soft_min", "soft_max")
-_JOINT_KEYS = ("pin", *_NUMBER_KEYS, "inverted")
+_OUTPUT_KEYS = ("driver", "pin", "channel", "i2c_bus", "i2c_address")
+_JOINT_KEYS = (*_OUTPUT_KEYS, *_NUMBER_KEYS, "inverted")
 _TOP_KEYS = ("joints", "step_rate_hz")
 
 
@@ -181,12 +241,11 @@ def _joint(name: str, table: Any) -> JointCalibration:
     problem = _unknown(table.keys(), _JOINT_KEYS)
     if problem:
         raise CalibrationError(f"{where}: {problem}")
-    if "pin" not in table:
-        raise CalibrationError(f"{where}: missing key 'pin'")
-    pin = table["pin"]
-    if isinstance(pin, bool) or not isinstance(pin, int):
-        raise CalibrationError(f"{where}: pin must be an integer, got {pin!r}")
-    nums = {key: _number(where, key, table[key]) for key in _NUMBER_KEYS if key in table}
+    output = {key: table[key] for key in _OUTPUT_KEYS if key in table}
+    wanted = "channel" if output.get("driver") == "pca9685" else "pin"
+    if wanted not in table:
+        raise CalibrationError(f"{where}: missing key {wanted!r}")
+    nums: dict[str, Any] = {k: _number(where, k, table[k]) for k in _NUMBER_KEYS if k in table}
     nums.setdefault("min_pulse_width", 0.001)
     nums.setdefault("max_pulse_width", 0.002)
     nums.setdefault("min_angle", -90.0)
@@ -197,7 +256,7 @@ def _joint(name: str, table: Any) -> JointCalibration:
     inverted = table.get("inverted", False)
     if not isinstance(inverted, bool):
         raise CalibrationError(f"{where}: inverted must be true or false, got {inverted!r}")
-    return JointCalibration(name=name, pin=pin, inverted=inverted, **nums)
+    return JointCalibration(name=name, inverted=inverted, **output, **nums)
 
 
 def load_calibration(

@@ -1,4 +1,4 @@
-"""Servos: a calibrated :class:`Joint` per servo and TARS's :class:`ServoRig` of them.
+"""TARS's :class:`ServoRig`: its named joints, moved together.
 
 Every request is checked against the soft limits before any pin moves; moves are
 interpolated at the calibration's fixed step rate and end within one step of a set
@@ -7,129 +7,30 @@ stop event, because a stop on a walking robot must be prompt.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import Any
 
-from gpiozero import AngularServo
 from gpiozero.pins import Factory
 
+from tars_mqtt.timing import Clock, MonotonicClock
+
 from .calibration import (
-    FRAME_WIDTH,
-    JointCalibration,
     RigCalibration,
     calibration_path_from_env,
     load_calibration,
 )
-from .clock import Clock, RealClock
 from .errors import HardwareError, MotionError, PoseError
+from .joint import Joint
 from .motions import Keyframe, interpolate, plan_motion, step_count
-from .pins import make_pin_factory, resolve_pin_factory
+from .outputs import PCA9685Boards, close_all
+from .pca9685 import I2CBus
 
-__all__ = ["Joint", "ServoRig"]
-
-
-class Joint:
-    """One servo behind gpiozero's ``AngularServo``, held to its calibrated soft limits.
-
-    It moves to its ``neutral`` angle when created. ``angle`` is the last commanded
-    angle (a hobby servo reports nothing back), also after :meth:`relax`.
-    """
-
-    def __init__(self, calibration: JointCalibration, *, pin_factory: Factory | None = None
-                 ) -> None:
-        self._cal = calibration
-        lo, hi = calibration.min_angle, calibration.max_angle
-        if calibration.inverted:
-            lo, hi = hi, lo  # gpiozero's way to reverse a servo's sense
-        try:
-            self._servo: Any = AngularServo(
-                calibration.pin,
-                initial_angle=calibration.neutral,
-                min_angle=lo,
-                max_angle=hi,
-                min_pulse_width=calibration.min_pulse_width,
-                max_pulse_width=calibration.max_pulse_width,
-                frame_width=FRAME_WIDTH,
-                pin_factory=resolve_pin_factory(pin_factory),
-            )
-        except Exception as exc:  # pin in use, not a PWM pin, no such pin ...
-            raise HardwareError(
-                f"joint {calibration.name!r}: cannot drive a servo on GPIO{calibration.pin}: "
-                f"{exc}") from exc
-        self._angle = calibration.neutral
-        self._attached = True
-        self._closed = False
-
-    @property
-    def name(self) -> str:
-        return self._cal.name
-
-    @property
-    def calibration(self) -> JointCalibration:
-        return self._cal
-
-    @property
-    def angle(self) -> float:
-        """The last commanded angle, in degrees."""
-        return self._angle
-
-    @property
-    def attached(self) -> bool:
-        """Whether pulses are being sent (``False`` after :meth:`relax`)."""
-        return self._attached and not self._closed
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def validate(self, angle: float) -> None:
-        """Raise :class:`PoseError` unless ``angle`` is within the soft limits."""
-        lo, hi = self._cal.limits
-        ok = (not isinstance(angle, bool) and isinstance(angle, int | float)
-              and math.isfinite(angle) and lo <= angle <= hi)
-        if not ok:
-            shown = f"{angle:g}" if isinstance(angle, int | float) else repr(angle)
-            raise PoseError(
-                f"joint {self.name!r}: angle {shown} is outside its limits {lo:g}..{hi:g}",
-                joint=self.name, angle=angle if isinstance(angle, int | float) else None,
-                limits=(lo, hi))
-
-    def set_angle(self, angle: float) -> None:
-        """Move at once to ``angle`` (validated first; re-attaches a relaxed servo)."""
-        if self._closed:
-            raise HardwareError(f"joint {self.name!r} is closed")
-        self.validate(angle)
-        self._servo.angle = angle
-        self._angle = float(angle)
-        self._attached = True
-
-    def relax(self) -> None:
-        """Stop sending pulses: the servo goes limp and can be moved by hand."""
-        if not self._closed:
-            self._servo.detach()
-            self._attached = False
-
-    def close(self) -> None:
-        """Release the pin. Safe to call more than once."""
-        if self._closed:
-            return
-        self._closed = True
-        self._servo.close()
-
-    def __enter__(self) -> Joint:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else f"angle={self._angle:g}"
-        return f"<Joint {self.name!r} GPIO{self._cal.pin} {state}>"
+__all__ = ["ServoRig"]
 
 
 class ServoRig:
@@ -140,31 +41,33 @@ class ServoRig:
     """
 
     def __init__(self, calibration: RigCalibration, *, pin_factory: Factory | None = None,
+                 i2c_factory: Callable[[int], I2CBus] | None = None,
                  clock: Clock | None = None) -> None:
         self._calibration = calibration
-        self._clock: Clock = clock if clock is not None else RealClock()
+        self._clock: Clock = clock if clock is not None else MonotonicClock()
         self._lock = threading.RLock()
         self._closed = False
-        factory = resolve_pin_factory(pin_factory)
+        self._boards = PCA9685Boards(i2c_factory=i2c_factory, clock=self._clock)
         joints: dict[str, Joint] = {}
         try:
             for cal in calibration.joints:
-                joints[cal.name] = Joint(cal, pin_factory=factory)
+                joints[cal.name] = Joint(cal, pin_factory=pin_factory, boards=self._boards)
         except BaseException:
-            for joint in joints.values():
-                joint.close()
+            with contextlib.suppress(Exception):  # the first error is the one to see
+                close_all([*joints.values(), self._boards])
             raise
         self._joints = MappingProxyType(joints)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, *,
-                 pin_factory: Factory | None = None, clock: Clock | None = None) -> ServoRig:
-        """A rig from ``$TARS_CALIBRATION`` (else the shipped file) and the pin factory
-        from ``$GPIOZERO_PIN_FACTORY`` (else gpiozero's default)."""
-        if pin_factory is None and environ is not os.environ:
-            pin_factory = make_pin_factory(environ=environ)
+                 pin_factory: Factory | None = None,
+                 i2c_factory: Callable[[int], I2CBus] | None = None,
+                 clock: Clock | None = None) -> ServoRig:
+        """A rig from ``$TARS_CALIBRATION`` (else the shipped file); the pins are
+        gpiozero's (``$GPIOZERO_PIN_FACTORY``) unless ``pin_factory`` is given."""
         calibration = load_calibration(calibration_path_from_env(environ))
-        return cls(calibration, pin_factory=pin_factory, clock=clock)
+        return cls(calibration, pin_factory=pin_factory, i2c_factory=i2c_factory,
+                   clock=clock)
 
     @property
     def calibration(self) -> RigCalibration:
@@ -276,13 +179,17 @@ class ServoRig:
                 joint.relax()
 
     def close(self) -> None:
-        """Release every pin. Safe to call more than once."""
+        """Release every pin and board. Safe to call more than once.
+
+        Raises:
+            HardwareError: a bus failed while turning outputs off; everything else is
+                closed all the same.
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            for joint in self._joints.values():
-                joint.close()
+            close_all([*self._joints.values(), self._boards])
 
     def __enter__(self) -> ServoRig:
         return self
@@ -294,3 +201,4 @@ class ServoRig:
     def __repr__(self) -> str:
         state = "closed" if self._closed else ", ".join(self._joints)
         return f"<ServoRig {state}>"
+

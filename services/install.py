@@ -48,8 +48,8 @@ __all__ = [
     "password_matches",
 ]
 
-SERVICES = ("movement", "wake", "router")  # run here, each from its own unit
-PEERS = ("speech", "llm")  # other clients of the bus (services/topics.py); no unit here
+SERVICES = ("movement", "wake", "router", "llm", "memory")  # run here, each from its unit
+PEERS = ("speech",)  # other clients of the bus (services/topics.py); no unit here
 TOOLS = "tools"  # the tars-mqtt CLI and people: read all, send commands
 USERS = (*SERVICES, *PEERS, TOOLS)
 DEFAULT_PREFIX = "/opt/tars"

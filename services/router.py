@@ -1,10 +1,11 @@
 """tars-router: the conversation (:mod:`services.conversation`) on the asyncio client.
 
-Subscribes ``wake/event``, ``stt/final`` and ``tts/status``; handlers only queue the
-machine's events, one loop feeds them (and the deadlines) to :class:`Conversation` and
-carries its actions out: ``system/state`` (retained), ``movement/command``,
-``movement/stop``, ``tts/say``, ``tts/control``, and ``llm/request`` as a request with a
-timeout whose reply, or the fallback sentence, is said.
+Subscribes ``wake/event``, ``stt/final``, ``tts/status`` and ``llm/stream``; handlers only
+queue the machine's events, one loop feeds them (and the deadlines) to
+:class:`Conversation` and carries its actions out: ``system/state`` (retained),
+``movement/command``, ``movement/stop``, ``tts/say``, ``tts/control``, ``llm/cancel``, and
+``llm/request`` as a request whose streamed pieces are said sentence by sentence; no first
+piece (or reply) within ``TARS_ROUTER_LLM_TIMEOUT`` says the fallback sentence.
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ from tars_mqtt.aio import AsyncMQTTClient
 
 from . import topics as t
 from .common import UNSENDABLE, Tally
-from .conversation import Action, AskLLM, Conversation, RouterSettings, event_from, llm_reply
+from .conversation import (
+    Action,
+    AskLLM,
+    Conversation,
+    Publish,
+    RouterSettings,
+    event_from,
+    llm_reply,
+)
 from .runtime import AsyncService, run_async
 from .text import clean
 
@@ -29,7 +38,7 @@ __all__ = ["Router", "main", "setup"]
 
 log = logging.getLogger("tars.router")
 EVENT_BACKLOG = 64  # events waiting for the loop; beyond, handlers wait (back-pressure)
-STUCK_AFTER = 60.0  # seconds without a turn, with work waiting, before the loop counts as stuck
+STUCK_AFTER = 60.0  # seconds on one event (or past a deadline) before the loop counts as stuck
 
 
 class Router:
@@ -43,7 +52,10 @@ class Router:
         self.events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue(EVENT_BACKLOG)
         self._busy_since: float | None = None  # when the loop took the event it is on
         self.tasks: set[asyncio.Task[None]] = set()
-        for spec in (t.WAKE_EVENT, t.STT_FINAL, t.TTS_STATUS):
+        self.first_words: dict[int, asyncio.Event] = {}  # turn -> its first piece came
+        topics = (t.WAKE_EVENT, t.STT_FINAL, t.TTS_STATUS) + ((t.LLM_STREAM,) if
+                                                              settings.stream else ())
+        for spec in topics:
             client.subscribe(spec.name, self.on_message, qos=spec.qos)
 
     async def on_message(self, msg: Message) -> None:
@@ -65,6 +77,8 @@ class Router:
             except TimeoutError:
                 event = ("timeout",)
             self._busy_since = self._clock()
+            if event[0] == "delta" and event[1] in self.first_words:
+                self.first_words[event[1]].set()
             self._perform(self.machine.handle(event, self._busy_since))
 
     def liveness(self) -> str | None:
@@ -105,23 +119,36 @@ class Router:
         log.warning("not sent to %s (#%d): %s", topic, self.tally.add("unsent"), clean(str(exc)))
 
     async def _ask(self, ask: AskLLM) -> None:
-        """Ask the LLM; its reply, or None for the fallback, always goes back to the loop."""
-        reply = None
+        """Ask; the first piece must come within the LLM timeout, the reply within the
+        answer timeout. No answer (or one with ``error``) is fed back as None."""
+        reply, action = None, None
+        data: dict[str, Any] = {"text": ask.text, "turn": ask.turn, "session": ask.session}
+        if ask.history:
+            data["history"] = list(ask.history)
+        first = self.first_words[ask.turn] = asyncio.Event()
+        asking = asyncio.ensure_future(self.client.request(
+            t.LLM_REQUEST.name, t.LLM_REQUEST.event_type, data, self.settings.answer_timeout,
+            reply_topic=t.LLM_RESPONSE.name))
+        started = asyncio.ensure_future(first.wait())
         try:
-            msg = await self.client.request(t.LLM_REQUEST.name, t.LLM_REQUEST.event_type,
-                                            {"text": ask.text}, self.settings.llm_timeout,
-                                            reply_topic=t.LLM_RESPONSE.name)
-            reply, problem = llm_reply(msg)
+            await asyncio.wait({asking, started}, timeout=self.settings.llm_timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+            if not (asking.done() or started.done()):
+                raise RequestTimeout(f"no first words within {self.settings.llm_timeout} s")
+            reply, action, problem = llm_reply(await asking)
             if problem:
                 log.warning("%s: the fallback is spoken", problem)
-        except RequestTimeout:
-            log.warning("no LLM answer within %s s: the fallback is spoken",
-                        self.settings.llm_timeout)
+        except RequestTimeout as exc:
+            log.warning("%s: the fallback is spoken", exc)
+            self._perform([Publish(t.LLM_CANCEL, {"session": ask.session})])
         except UNSENDABLE as exc:
             log.warning("llm request failed: %s", clean(str(exc)))
-        finally:  # a full backlog drops it: the thinking deadline then ends the turn
+        finally:  # the answer always goes back; a full backlog drops it (the deadline ends
+            asking.cancel()  # the turn then)
+            started.cancel()
+            self.first_words.pop(ask.turn, None)
             with contextlib.suppress(asyncio.QueueFull):
-                self.events.put_nowait(("answer", ask.turn, reply))
+                self.events.put_nowait(("answer", ask.turn, reply, action))
 
 
 def setup(client: AsyncMQTTClient) -> AsyncService:

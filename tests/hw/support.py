@@ -39,7 +39,7 @@ class RecordingPWMPin(MockPWMPin):  # type: ignore[misc]
 
 
 
-def joint_cal(name: str = "left_arm", pin: int = 12, **kw: Any) -> JointCalibration:
+def joint_cal(name: str = "left_arm", pin: int | None = 12, **kw: Any) -> JointCalibration:
     """A 1 ms..2 ms, -90..90 degree servo (gpiozero's defaults) unless overridden."""
     values: dict[str, Any] = dict(
         min_pulse_width=0.001, max_pulse_width=0.002, min_angle=-90.0, max_angle=90.0,

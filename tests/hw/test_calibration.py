@@ -8,6 +8,7 @@ import pytest
 
 from hw import (
     DEFAULT_CALIBRATION_PATH,
+    PCA9685_CALIBRATION_PATH,
     TARS_JOINTS,
     CalibrationError,
     HardwareError,
@@ -106,7 +107,22 @@ def test_path_from_env() -> None:
         ("pin = 6\nmin_angle = 90\nmax_angle = -90",
          "joint 'left_arm': max_angle -90 must be above min_angle 90"),
         ('pin = 6\ninverted = "yes"', "joint 'left_arm': inverted must be true or false"),
-        ("pin = 12", "joint 'left_arm': pin 12 is already used by joint 'left_leg'"),
+        ("pin = 12", "joint 'left_arm': GPIO12 is already used by joint 'left_leg'"),
+        ('driver = "servo"\npin = 6', "joint 'left_arm': driver 'servo' is not one of gpio, "
+                                      "pca9685"),
+        ('driver = "pca9685"', "joint 'left_arm': missing key 'channel'"),
+        ('driver = "pca9685"\nchannel = 3\npin = 6',
+         "joint 'left_arm': a pca9685 joint has a channel, not a pin"),
+        ("pin = 6\nchannel = 3", "joint 'left_arm': a gpio joint has a pin, not a channel"),
+        ('driver = "pca9685"\nchannel = 16',
+         "joint 'left_arm': channel 16 is not a PCA9685 channel 0..15"),
+        ('driver = "pca9685"\nchannel = "3"', "joint 'left_arm': channel must be an integer"),
+        ('driver = "pca9685"\nchannel = 3\ni2c_address = 0x70',
+         "joint 'left_arm': i2c_address 0x70 is not a PCA9685 address: 0x40..0x7f"),
+        ('driver = "pca9685"\nchannel = 3\ni2c_address = 0x3c',
+         "joint 'left_arm': i2c_address 0x3c is not a PCA9685 address"),
+        ('driver = "pca9685"\nchannel = 3\ni2c_bus = -1',
+         "joint 'left_arm': i2c_bus -1 must be 0 or more"),
     ],
 )
 def test_bad_joint_is_a_clear_error(tmp_path: Path, left_arm: str, message: str) -> None:
@@ -147,3 +163,68 @@ def test_calibration_error_is_a_value_error() -> None:
     assert issubclass(CalibrationError, HardwareError)
     with pytest.raises(ValueError, match="joint 'x': soft_max 10 must be above soft_min 20"):
         JointCalibration(name="x", pin=4, soft_min=20, soft_max=10, neutral=15)
+
+
+# --- PCA9685 joints ------------------------------------------------------------------------
+
+PCA_JOINT = 'driver = "pca9685"\nchannel = {channel}\n{extra}\n' + GOOD_JOINT
+
+
+def pca_text(**channels: int | str) -> str:
+    """Five joints on PCA9685 channels; a str value is the whole table body instead."""
+    names = {"torso_height": 0, "left_leg": 1, "right_leg": 2, "left_arm": 3, "right_arm": 4}
+    names.update(channels)  # type: ignore[arg-type]
+    return "\n\n".join(
+        f"[joints.{name}]\n" + (body if isinstance(body, str)
+                                else PCA_JOINT.format(channel=body, extra=""))
+        for name, body in names.items())
+
+
+def test_pca9685_joint_defaults_to_bus_1_at_0x40(tmp_path: Path) -> None:
+    cal = load_calibration(write(tmp_path, pca_text()))
+    arm = cal.joint("left_arm")
+    assert (arm.driver, arm.channel, arm.i2c_bus, arm.i2c_address, arm.pin) == (
+        "pca9685", 3, 1, 0x40, None)
+    assert arm.output == "PCA9685 on I2C bus 1 at 0x40, channel 3"
+
+
+def test_pca9685_address_is_written_in_hex(tmp_path: Path) -> None:
+    body = PCA_JOINT.format(channel=3, extra="i2c_bus = 0\ni2c_address = 0x41")
+    arm = load_calibration(write(tmp_path, pca_text(left_arm=body))).joint("left_arm")
+    assert (arm.i2c_bus, arm.i2c_address) == (0, 0x41)
+
+
+def test_one_channel_per_joint_but_boards_may_repeat_channels(tmp_path: Path) -> None:
+    with pytest.raises(CalibrationError, match="joint 'left_arm': PCA9685 on I2C bus 1 at "
+                                               "0x40, channel 1 is already used by joint "
+                                               "'left_leg'"):
+        load_calibration(write(tmp_path, pca_text(left_arm=1)))
+    other_board = PCA_JOINT.format(channel=1, extra="i2c_address = 0x41")
+    assert load_calibration(write(tmp_path, pca_text(left_arm=other_board)))
+
+
+def test_gpio_joint_cannot_take_the_pins_of_the_i2c_bus(tmp_path: Path) -> None:
+    text = pca_text(left_arm="pin = 2\n" + GOOD_JOINT)
+    with pytest.raises(CalibrationError, match="joint 'left_arm': GPIO2 is I2C bus 1's SDA, "
+                                               "which the PCA9685 of joint 'torso_height' "
+                                               "needs"):
+        load_calibration(write(tmp_path, text))
+    assert load_calibration(write(tmp_path, calibration_text("pin = 2\n" + GOOD_JOINT)))
+
+
+def test_shipped_pca9685_calibration_puts_every_joint_on_one_board() -> None:
+    cal = load_calibration(PCA9685_CALIBRATION_PATH)
+    assert set(TARS_JOINTS) <= set(cal.names)
+    assert {(j.driver, j.i2c_bus, j.i2c_address) for j in cal.joints} == {("pca9685", 1, 0x40)}
+    docs = DOCS.read_text(encoding="utf-8")
+    for joint in cal.joints:  # the docs' PCA9685 wiring table is the shipped file
+        assert f"| `{joint.name}` | {joint.channel} |" in docs
+
+
+def test_pulse_width_is_linear_between_the_calibrated_ends() -> None:
+    cal = JointCalibration("arm", pin=6, min_pulse_width=0.0005, max_pulse_width=0.0025)
+    assert cal.pulse_width(-90) == pytest.approx(0.0005)
+    assert cal.pulse_width(0) == pytest.approx(0.0015)
+    assert cal.pulse_width(45) == pytest.approx(0.002)
+    mirrored = JointCalibration("arm", pin=6, inverted=True)
+    assert mirrored.pulse_width(90) == pytest.approx(0.001)

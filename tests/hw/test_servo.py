@@ -16,7 +16,6 @@ from hw import (
     Joint,
     JointCalibration,
     Keyframe,
-    ManualClock,
     MotionError,
     PoseError,
     ServoRig,
@@ -24,6 +23,7 @@ from hw import (
     load_calibration,
     plan_motion,
 )
+from tars_mqtt.timing import ManualClock
 
 from .support import joint_cal, rig_cal
 

@@ -33,6 +33,11 @@ def good_value(spec: TopicSpec, name: str) -> st.SearchStrategy[Any]:
         return st.text(max_size=20)
     if dict in kinds:
         return st.dictionaries(st.text(max_size=5), st.integers(-100, 100), max_size=3)
+    if list in kinds:
+        return st.lists(st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2),
+                        max_size=3)
+    if float not in kinds:
+        return st.integers(-10**6, 10**6)
     return st.floats(allow_nan=False, allow_infinity=False) | st.integers(-10**6, 10**6)
 
 

@@ -41,7 +41,8 @@ def on(spec: t.TopicSpec, **known: st.SearchStrategy[Any]) -> st.SearchStrategy[
 
 
 inbound = (on(t.WAKE_EVENT) | on(t.STT_FINAL, text=speech)
-           | on(t.TTS_STATUS, utt_id=st.sampled_from(["r1", "r2", "r3"])))
+           | on(t.TTS_STATUS, utt_id=st.sampled_from(["r1", "r2", "r3"]))
+           | on(t.LLM_STREAM, delta=speech, seq=st.integers(0, 4), turn=st.integers(0, 6)))
 
 
 @settings(max_examples=400, deadline=None)
@@ -57,11 +58,11 @@ def test_event_from_gives_an_event_or_says_why_not(msg: Message) -> None:
 @settings(max_examples=300, deadline=None)
 @given(msg=on(t.LLM_RESPONSE, reply=speech))
 def test_llm_reply_is_something_to_say_or_a_reason_for_the_fallback(msg: Message) -> None:
-    reply, problem = llm_reply(msg)
+    reply, action, problem = llm_reply(msg)
     assert (reply is None) != (problem is None)
     if reply is not None:
         reply.encode("utf-8")
-        assert reply.strip()
+    assert action is None or (isinstance(action, str) and reply is not None)
 
 
 @settings(max_examples=300, deadline=None)
@@ -73,7 +74,8 @@ def test_parse_intent_takes_any_text(text: str) -> None:
 
 
 step = (inbound.map(lambda m: ("msg", m))
-        | st.tuples(st.just("answer"), st.integers(0, 6), on(t.LLM_RESPONSE, reply=speech))
+        | st.tuples(st.just("answer"), st.integers(0, 6), on(
+            t.LLM_RESPONSE, reply=speech, action=st.sampled_from(["wave", "stop", "fly"])))
         | st.tuples(st.just("wait"), st.floats(0, 40)))
 
 
@@ -88,7 +90,8 @@ def test_the_conversation_survives_any_traffic_and_publishes_only_the_table(
         if kind == "msg":
             event = event_from(rest[0])[0]
         elif kind == "answer":
-            event = ("answer", rest[0], llm_reply(rest[1])[0])
+            reply, action, _ = llm_reply(rest[1])
+            event = ("answer", rest[0], reply, action)
         else:
             now += rest[0]
             event = ("timeout",)
@@ -101,11 +104,13 @@ def test_the_conversation_survives_any_traffic_and_publishes_only_the_table(
             assert t.check_payload(action.spec, action.data) == [], action
         else:
             assert action.text.strip() and action.text.encode("utf-8")
+            assert all(t.check_payload(t.LLM_REQUEST, {"text": action.text, "history": [h]})
+                       == [] for h in action.history)
 
 
 @settings(max_examples=100, deadline=None)
 @given(value=values)
 def test_values_of_any_kind_never_reach_the_conversation_unchecked(value: Any) -> None:
-    for spec in (t.WAKE_EVENT, t.STT_FINAL, t.TTS_STATUS):
+    for spec in (t.WAKE_EVENT, t.STT_FINAL, t.TTS_STATUS, t.LLM_STREAM):
         event, _ = event_from(message(spec.name, value))
         assert event is None or isinstance(value, dict)

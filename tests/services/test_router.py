@@ -89,7 +89,8 @@ def test_anything_else_asks_the_llm_and_says_its_reply(conv: Conversation) -> No
     conv.handle(("wake", "wake"), 0.0)
     actions = conv.handle(("heard", "what is the weather"), 1.0)
     assert said(actions) == [("system/state", {"state": "thinking"}),
-                             ("ask", {"text": "what is the weather", "turn": 2})]
+                             ("ask", {"text": "what is the weather", "turn": 2,
+                                      "session": "router-1", "history": ()})]
     assert said(conv.handle(("answer", 2, "Sunny."), 2.0)) == [
         ("tts/say", {"text": "Sunny.", "utt_id": "r1"})]
 
@@ -202,18 +203,18 @@ def test_messages_become_events_and_malformed_ones_none() -> None:
         assert event is None and problem is not None and named in problem, (bad, problem)
 
 
-@pytest.mark.parametrize(("data", "reply", "named"), [
-    ({"reply": "It is sunny."}, "It is sunny.", None),
-    ({"reply": "", "error": "model offline"}, None, "model offline"),
-    ({"reply": "   "}, None, "empty"),
-    ({"reply": "sunny \udc00"}, None, "not valid UTF-8"),
-    ({"reply": 42}, None, "has type int"),
-    ([1, 2], None, "must be an object"),
+@pytest.mark.parametrize(("data", "said", "named"), [
+    ({"reply": "It is sunny."}, ("It is sunny.", None), None),
+    ({"reply": "Okay.", "action": "wave"}, ("Okay.", "wave"), None),
+    ({"reply": "", "error": "model offline"}, (None, None), "model offline"),
+    ({"reply": "sunny \udc00"}, (None, None), "not valid UTF-8"),
+    ({"reply": 42}, (None, None), "has type int"),
+    ([1, 2], (None, None), "must be an object"),
 ])
-def test_llm_replies_that_cannot_be_said_give_the_fallback(data: Any, reply: str | None,
-                                                           named: str | None) -> None:
-    got, problem = llm_reply(message("llm/response", data))
-    assert got == reply
+def test_llm_replies_that_cannot_be_said_give_the_fallback(
+        data: Any, said: tuple[str | None, str | None], named: str | None) -> None:
+    reply, action, problem = llm_reply(message("llm/response", data))
+    assert (reply, action) == said
     assert (problem is None) if named is None else (named in (problem or ""))
 
 
