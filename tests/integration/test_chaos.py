@@ -1,12 +1,14 @@
 """Chaos: hostile logins flood every topic their ACL lets them write; the robot carries on.
 
 The broker runs the config, passwords and ACL tars-install writes (client ids tied to
-logins), and the three services run as processes with their own credentials, each under
-a test-owned ``NOTIFY_SOCKET`` as systemd runs them. The logins that live off the robot
-(``tools``, ``speech``, ``llm``) then send a few thousand random and malformed messages
-on every topic they may write: bytes that are no JSON, JSON that is no envelope, wrong
-types, 400-digit numbers, NaN, lone surrogates, wildcard and unencodable ``reply_to``,
-deep nesting, oversized payloads, and valid commands among them. Afterwards the demo
+logins), and the services run as processes with their own credentials, each under a
+test-owned ``NOTIFY_SOCKET`` as systemd runs them. Three logins (``tools`` and
+``speech``, used off the robot, and ``llm``'s, before tars-llm starts: client ids belong
+to logins, so it cannot run beside its own service) then send a few thousand random and
+malformed messages on every topic they may write: bytes that are no JSON, JSON that is
+no envelope, wrong types, 400-digit numbers, NaN, lone surrogates, wildcard and
+unencodable ``reply_to``, deep nesting, oversized payloads, and valid commands among
+them. Afterwards tars-llm starts (only the router and memory write its topics), the demo
 scene plays through, movement answers a request, every service's watchdog pings go on,
 and each stops cleanly.
 
@@ -27,7 +29,8 @@ from typing import Any
 import pytest
 
 from services import topics as t
-from services.demo import SCENE, SpeechStub
+from services.demo import SCENE, SERVICE_ENV, SpeechStub
+from services.demo import SERVICES as ALL_SERVICES
 from services.install import BrokerSettings, hash_password, install
 from tars_mqtt import MQTTClient, MQTTConfig, PublishError, PublishHandle
 from tars_mqtt.envelope import decode_envelope
@@ -37,8 +40,9 @@ from tests.integration.test_topic_contract import acl_grants
 
 from .support import Pings, Recorder, Service, raw_envelope
 
-SERVICES = ("movement", "wake", "router")
-HOSTILE = ("tools", "speech", "llm")  # the logins used off the robot
+LATE = "llm"  # started after the flood, which uses its login
+SERVICES = tuple(name for name in ALL_SERVICES if name != LATE)
+HOSTILE = ("tools", "speech", LATE)
 PER_LOGIN = 1000
 SEED = 20240611
 STEP_TIMEOUT = 10.0
@@ -59,7 +63,7 @@ def writable(login: str) -> list[str]:
     users, patterns = acl_grants(acl)
     topics = set(users[login]["write"])
     topics |= {p.replace("%u", login) for access, p in patterns if "write" in access}
-    replies = {f"system/reply/{name}" for name in SERVICES}
+    replies = {f"system/reply/{name}" for name in ALL_SERVICES}
     return sorted(replies | {topic for topic in topics if "#" not in topic})
 
 
@@ -193,19 +197,21 @@ def _decoding_raises() -> bool:
 def test_hostile_logins_flood_every_topic_and_the_robot_carries_on(
         robot: tuple[Path, RobotBroker], tmp_path: Path) -> None:
     root, broker = robot
-    pings = {name: Pings() for name in SERVICES}
+    pings = {name: Pings() for name in ALL_SERVICES}
     services: dict[str, Service] = {}
     rec_client = MQTTClient(login(root, broker, "demo"))
     rec = Recorder(rec_client)
     try:
         rec_client.start()
-        for name in SERVICES:
+
+        def start(name: str) -> None:
             env = {k: v for k, v in service_env(root, name, MQTT_URL=broker.url).items()
                    if k != "MQTT_URL"}
             services[name] = Service(name, broker.url, tmp_path, **env, **pings[name].env(),
-                                     TARS_WAKE_SIMULATE="1", TARS_WAKE_HOLD_TIME="0.5",
-                                     TARS_ROUTER_LLM_TIMEOUT="1.0",
-                                     TARS_ROUTER_LISTEN_TIMEOUT="3")
+                                     **SERVICE_ENV, TARS_MEMORY_DIR=str(tmp_path / "memory"))
+
+        for name in SERVICES:
+            start(name)
         for name in SERVICES:
             ready(rec, services[name])
 
@@ -214,13 +220,15 @@ def test_hostile_logins_flood_every_topic_and_the_robot_carries_on(
         for name in SERVICES:
             assert services[name].proc.poll() is None, services[name].log()[-3000:]
             pings[name].still_live(name)
+        start(LATE)
+        ready(rec, services[LATE])
 
         play_the_scene(root, broker, rec)
         with MQTTClient(login(root, broker, "tools")) as tools:
             reply = tools.request("movement/command", "movement.command",
                                   {"action": "reset", "speed": 3}, timeout=STEP_TIMEOUT)
             assert reply.data["event"] == "completed", reply.data
-        for name in SERVICES:
+        for name in ALL_SERVICES:
             mark = rec.mark()
             rec.wait(f"system/keepalive/{name}", after=mark)  # still beating
             pings[name].still_live(name)
