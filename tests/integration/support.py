@@ -50,11 +50,14 @@ class Recorder:
             self._cond.notify_all()
 
     def wait(self, topic: str, timeout: float = TIMEOUT, after: int = 0,
-             **fields: Any) -> Message:
-        """The first message on ``topic`` (from index ``after``) whose data has ``fields``."""
+             sender: str | None = None, **fields: Any) -> Message:
+        """The first message on ``topic`` (from index ``after``, from ``sender`` when given)
+        whose data has ``fields``."""
         def match(m: Message) -> bool:
-            return m.topic == topic and isinstance(m.data, dict) and all(
-                m.data.get(k) == v for k, v in fields.items())
+            return (m.topic == topic and isinstance(m.data, dict)
+                    and (sender is None or (m.envelope is not None
+                                            and m.envelope.source == sender))
+                    and all(m.data.get(k) == v for k, v in fields.items()))
 
         found: list[Message] = []
 
