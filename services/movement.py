@@ -23,7 +23,7 @@ from tars_mqtt import Message, MQTTClient
 from .common import Tally, publish, reply
 from .movement_logic import Verdict, handle
 from .runtime import Service, run
-from .text import shown
+from .text import clean, shown
 from .topics import MOVEMENT_COMMAND, MOVEMENT_STATUS, MOVEMENT_STOP, check_payload
 
 __all__ = ["RESULT_TYPE", "Movement", "Verdict", "handle", "main", "setup"]
@@ -106,7 +106,7 @@ class Movement:
                 else "stopped"
         except Exception as exc:  # a hardware fault is reported, and the next motion runs
             log.exception("motion %r failed", verdict.action)
-            event, error = "failed", str(exc) or type(exc).__name__
+            event, error = "failed", clean(str(exc) or type(exc).__name__)
         with self._lock:
             self._running = None
             self._idle.notify_all()

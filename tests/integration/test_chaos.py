@@ -96,13 +96,15 @@ def good_data(spec: t.TopicSpec | None, rng: random.Random) -> dict[str, Any]:
     return data
 
 
-def hostile(topic: str, rng: random.Random) -> bytes:
-    """One hostile payload for ``topic``."""
+KINDS = 12
+
+
+def hostile(topic: str, rng: random.Random, kind: int) -> bytes:
+    """One hostile payload of ``kind`` (0..KINDS-1) for ``topic``."""
     spec = next((s for s in t.TABLE if s.name == topic), None)
     envelope: dict[str, Any] = {"id": uuid.uuid4().hex, "type": spec.event_type if spec
                                 else "x.y", "ts": 1.0, "source": "hostile",
                                 "data": good_data(spec, rng)}
-    kind = rng.randrange(12)
     if kind == 0:
         return rng.randbytes(rng.randrange(300))
     if kind == 1:
@@ -130,7 +132,7 @@ def hostile(topic: str, rng: random.Random) -> bytes:
                                            "system/reply/movement", 42])
     elif kind == 8:
         return b"[" * 5000 + b"]" * 5000
-    elif kind == 9 and rng.random() < 0.02:  # a few oversized ones
+    elif kind == 9 and rng.random() < 0.05:  # a few oversized ones
         envelope["data"] = {"text": "x" * 300_000}
     elif kind == 10:  # fields the table does not know, or data that is no object
         envelope["data"] = rng.choice([{**envelope["data"], "\ud800": junk(rng)}, junk(rng)])
@@ -139,12 +141,15 @@ def hostile(topic: str, rng: random.Random) -> bytes:
 
 
 def flood(client: MQTTClient, login: str, rng: random.Random) -> int:
-    """``PER_LOGIN`` hostile messages over ``login``'s writable topics; how many were sent."""
+    """``PER_LOGIN`` hostile messages over ``login``'s writable topics, every kind on every
+    topic first (so no seed can miss one), then at random; how many were sent."""
     topics = writable(login)
+    plan = [(topic, kind) for topic in topics for kind in range(KINDS)]
+    plan += [(rng.choice(topics), rng.randrange(KINDS)) for _ in range(PER_LOGIN - len(plan))]
     handles: list[PublishHandle] = []
-    for _ in range(PER_LOGIN):
-        topic = rng.choice(topics)
-        handles.append(client.publish(topic, hostile(topic, rng), qos=rng.choice((0, 1, 2))))
+    for topic, kind in plan:
+        handles.append(client.publish(topic, hostile(topic, rng, kind),
+                                      qos=rng.choice((0, 1, 2))))
     for handle in handles:
         try:
             handle.wait(20)
