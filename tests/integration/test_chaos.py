@@ -278,12 +278,12 @@ def chaos(root: Path, broker: RobotBroker, rec: Recorder) -> int:
         marker = f"marker {uuid.uuid4().hex}"  # behind every stt/final of the flood
         mark = rec.mark()
         speech.publish_event("stt/final", "stt.final", {"text": marker}).wait(5)
-        rec.wait("llm/request", after=mark, text=marker, timeout=30)
+        rec.wait("llm/request", after=mark, text=marker, timeout=20)
     with MQTTClient(login(root, broker, "tools")) as tools:
         marker = f"marker-{uuid.uuid4().hex[:20]}"  # behind every command of the flood
         mark = rec.mark()
         tools.publish_event("movement/command", "movement.command", {"action": marker}).wait(5)
-        rec.wait("movement/status", after=mark, action=marker, event="rejected", timeout=30)
+        rec.wait("movement/status", after=mark, action=marker, event="rejected", timeout=20)
         mark = rec.mark()
         tools.publish_event("movement/stop", "movement.stop", {"reason": "chaos over"}).wait(5)
         rec.wait("movement/status", after=mark, event="stopped", timeout=STEP_TIMEOUT)
