@@ -1,4 +1,4 @@
-"""The robot's topic table (CONTRACT.md §6) in one place.
+"""The robot's topic table in one place: every topic, who talks on it, how, and what it carries.
 
 Services take topic names, QoS and retain flags from here, and tests check that every
 service publishes and subscribes only what this table says, with payloads of these types.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from .text import shown, value_problem
 
 __all__ = [
     "CHARACTER_CURRENT", "CHARACTER_GET", "CHARACTER_RESULT", "CHARACTER_UPDATE", "LLM_CANCEL",
@@ -124,7 +126,11 @@ def spec_for(topic: str) -> TopicSpec:
 
 
 def check_payload(spec: TopicSpec, data: Any) -> list[str]:
-    """Problems with ``data`` for ``spec`` (empty when it fits the table)."""
+    """Problems with ``data`` for ``spec`` (empty when it fits the table); never raises.
+
+    Beyond the table's types: no number anywhere in ``data`` may be non-finite or too
+    large for a float, and no text may be unencodable (what strict JSON peers refuse).
+    """
     if not isinstance(data, dict):
         return [f"{spec.name}: data must be an object, got {type(data).__name__}"]
     problems = []
@@ -137,6 +143,9 @@ def check_payload(spec: TopicSpec, data: Any) -> list[str]:
         if isinstance(value, bool) or not isinstance(value, kinds):
             problems.append(f"{spec.name}: field {name!r} has type {type(value).__name__}")
         elif name in spec.values and value not in spec.values[name]:
-            problems.append(f"{spec.name}: field {name!r} = {value!r} is not one of"
+            problems.append(f"{spec.name}: field {name!r} = {shown(value)} is not one of"
                             f" {sorted(spec.values[name])}")
+    found = value_problem(data)
+    if found:
+        problems.append(f"{spec.name}: {found}")
     return problems
