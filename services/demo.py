@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from tars_mqtt import Message, MQTTClient, MQTTConfig
+from tars_mqtt.signals import stop_on_signals
 from tars_mqtt.testing import Broker, wait_for_port
 
 from . import topics as t
@@ -204,11 +205,10 @@ def hold() -> None:
     The handlers stay: a second Ctrl-C while the services stop does not cut the stop short
     (it has its own time limits).
     """
+    done = threading.Event()
+    stop_on_signals(done)  # before saying so: Ctrl-C may come at once
     print("── the scene is over; everything stays up for the page: Ctrl-C ends the demo",
           flush=True)
-    done = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: done.set())
     while not done.wait(0.5):
         pass
 

@@ -150,7 +150,7 @@ def test_typing_a_text_makes_tts_say_appear_in_the_conversation(robot: Robot) ->
     robot.browser.find_element(By.ID, "say").click()
     robot.until("the sentence said", lambda b: "Hello from the web view" in
                 robot.text("#conversation li.said:last-child .text"))
-    said = robot.recorder.wait("tts/say", "ui", text="Hello from the web view")
+    said = robot.recorder.wait("tts/say", sender="ui", text="Hello from the web view")
     assert said.data["utt_id"].startswith("ui-")
     robot.until("the speech service's answer", lambda b: robot.text("#result-say") == "spoken")
 
@@ -159,7 +159,7 @@ def test_pressing_stop_makes_movement_report_stopped(robot: Robot) -> None:
     robot.browser.get(robot.url)
     robot.until("the WebSocket live", lambda b: robot.text("#link") == "live")
     robot.browser.find_element(By.ID, "stop").click()
-    stopped = robot.recorder.wait("movement/status", "movement", event="stopped")
+    stopped = robot.recorder.wait("movement/status", sender="movement", event="stopped")
     assert stopped.data["action"] == "none"  # nothing was running: held still
     robot.until("STOP's answer", lambda b: robot.text("#result-stop") ==
                 "movement stopped (none)")
@@ -172,10 +172,10 @@ def test_a_conversation_shows_in_order_and_a_screenshot_is_kept(robot: Robot) ->
     robot.until("the WebSocket live", lambda b: robot.text("#link") == "live")
     robot.browser.find_element(By.ID, "wake").click()
     robot.until("the wake's answer", lambda b: robot.text("#result-wake") == "state: listening")
-    assert robot.recorder.wait("wake/event", "ui", type="wake").data["source"] == "ui"
+    assert robot.recorder.wait("wake/event", sender="ui", type="wake").data["source"] == "ui"
     robot.speech.publish_event(t.STT_FINAL.name, t.STT_FINAL.event_type,
                                {"text": "please wave"}).wait(5)
-    robot.recorder.wait("movement/status", "movement", event="completed", action="wave")
+    robot.recorder.wait("movement/status", sender="movement", event="completed", action="wave")
     robot.until("the wave completed", lambda b: robot.text("#last-status") ==
                 "movement: wave completed")
     robot.until("the state back to idle", lambda b: robot.text("#state") == "IDLE")

@@ -104,7 +104,11 @@ def test_messages_that_do_not_fit_the_table_change_nothing_and_are_counted() -> 
 def test_angles_are_finite_numbers_only() -> None:
     view = RobotView(now=0.0)
     view.add(message("movement/status", {"event": "completed", "action": "bow", "angles": {
-        "left_arm": float("inf"), "right_arm": True, "torso_height": -30, "x": "1"}}), 0.0)
+        "left_arm": True, "torso_height": -30, "x": "1"}}), 0.0)
+    assert view.robot.angles == {"torso_height": -30.0}
+    # A non-finite number anywhere makes the status not fit the topic table: ignored whole.
+    view.add(message("movement/status", {"event": "completed", "action": "bow", "angles": {
+        "left_arm": float("inf"), "torso_height": 10}}), 1.0)
     assert view.robot.angles == {"torso_height": -30.0}
 
 
