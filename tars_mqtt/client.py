@@ -2,7 +2,7 @@
 
 paho's network thread only routes and enqueues (``transport``, ``routing``); workers run
 handlers (``dispatch``); the timer thread sends health and heartbeats and watches the link
-(``health``). Publish order and the offline queue are ``publishing``; subscriptions kept
+(``vitals``). Publish order and the offline queue are ``publishing``; subscriptions kept
 across reconnects ``subscribing``; request/reply ``requests``.
 """
 
@@ -21,7 +21,7 @@ from .dedupe import Deduplicator
 from .dispatch import Dispatcher, Handler, Subscription
 from .envelope import Inbound, Message, encode_payload
 from .errors import ConnectError, MQTTError
-from .health import HEALTH_TYPE, Vitals, health_data
+from .health import HEALTH_TYPE, health_data
 from .publishing import Envelopes, Outbox, PublishHandle
 from .requests import ReplyHandle, Requester
 from .state import ClientState
@@ -30,6 +30,7 @@ from .subscribing import SUBACK_TIMEOUT, Subscriber
 from .timing import Backoff
 from .topics import keepalive_topic, reply_topic, validate_filter, validate_qos
 from .transport import Transport
+from .vitals import Vitals
 
 __all__ = ["MQTTClient"]
 
@@ -253,7 +254,12 @@ class MQTTClient:
 
     def reply(self, request: Message, event_type: str, data: Any = None,
               qos: int = 1) -> PublishHandle:
-        """Answer ``request`` on its ``reply_to`` topic, correlated to it."""
+        """Answer ``request`` on its ``reply_to`` topic, correlated to it.
+
+        Raises:
+            ValueError: no ``reply_to``, or one that is no topic (the sender wrote it).
+            PublishError: as ``publish_event``.
+        """
         if not request.reply_to:
             raise ValueError(f"message on {request.topic!r} has no reply_to: it is no request")
         correlate = request.envelope.id if request.envelope else request.correlate

@@ -29,7 +29,6 @@ from dataclasses_json import dataclass_json
 
 from . import strictjson
 from .stats import Counters, suppressed
-from .topics import validate_topic
 
 __all__ = ["Envelope", "Inbound", "Message", "decode_envelope", "encode_payload", "fast_new",
            "to_data"]
@@ -146,12 +145,6 @@ def decode_envelope(payload: bytes) -> tuple[Envelope | None, Any, str | None]:
             return None, value, f"field {name!r} missing or not {_kind_name(kind)}"
     if len(value["id"]) > _MAX_ID:
         return None, value, f"field 'id' is longer than {_MAX_ID} characters"
-    reply_to = _opt_str(value.get("reply_to"))
-    if reply_to is not None:
-        try:
-            validate_topic(reply_to)
-        except ValueError as exc:
-            return None, value, f"field 'reply_to' is no topic to answer on: {exc}"
     seq = value.get("seq")
     envelope = fast_new(
         Envelope,
@@ -161,7 +154,7 @@ def decode_envelope(payload: bytes) -> tuple[Envelope | None, Any, str | None]:
         source=value["source"],
         data=value["data"],
         correlate=_opt_str(value.get("correlate")),
-        reply_to=reply_to,
+        reply_to=_opt_str(value.get("reply_to")),  # as sent: reply() checks it is a topic
         seq=seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
     )
     return envelope, value, None
@@ -284,8 +277,7 @@ class Inbound:
                     retain=self.retain,
                     envelope=envelope, data=envelope.data if envelope else value,
                     correlate=(envelope.correlate if envelope else None) or self.correlation,
-                    reply_to=(envelope.reply_to if envelope else None) or _answerable(
-                        self.response_topic),
+                    reply_to=(envelope.reply_to if envelope else None) or self.response_topic,
                     decode_error=error, received_at=time.time(),
                 )
             error = self._message.decode_error
@@ -297,13 +289,3 @@ class Inbound:
                                 self.topic, error, suppressed(quiet))
             return self._message
 
-
-def _answerable(topic: str | None) -> str | None:
-    """An MQTT 5 response topic to answer on, or None when it is no valid topic."""
-    if not topic:
-        return None
-    try:
-        return validate_topic(topic)
-    except ValueError:
-        log.warning("ignoring response topic %r: it is not a topic to publish on", topic)
-        return None

@@ -44,7 +44,6 @@ HOSTILE: list[tuple[str, str, str]] = [
     ("infinity", envelope(ts="-Infinity"), "not a finite number"),
     ("lone_surrogate_escape", envelope(id='"\\ud800"'), "not valid UTF-8"),
     ("lone_surrogate_bytes", envelope(data='{"text": "\udced\udca0\udc80"}'), "not valid UTF-8"),
-    ("wildcard_reply_to", envelope(reply_to='"bad/+/topic"'), "field 'reply_to'"),
     ("deep_nesting", envelope(data='{"a": ' + "[" * 2000 + "]" * 2000 + "}"), "not JSON"),
 ]
 
@@ -63,9 +62,7 @@ def test_hostile_envelopes_reach_handlers_raw_as_decode_errors(
     by_topic = {m.topic: m for m in got.messages}
     for name, raw, why in HOSTILE:
         msg = by_topic[f"hostile/{name}"]
-        assert msg.envelope is None, name
-        if "reply_to" not in why:  # strict JSON, only no envelope: its data still comes
-            assert msg.data is None, name
+        assert msg.envelope is None and msg.data is None, name
         assert msg.decode_error is not None and why in msg.decode_error, (name, msg.decode_error)
         assert msg.payload == payload(raw)
     assert by_topic["hostile/valid"].data == {"still": "alive"}
@@ -99,6 +96,21 @@ def test_a_poisoned_reply_does_not_deafen_the_requester(
     assert client.request("svc/ask", "svc.ask", {"n": 2}, reply_topic=reply_topic,
                           timeout=WAIT).data == {"n": 2}
     assert client.stats().callback_errors == 0 and client.liveness_problem() is None
+
+
+def test_a_wildcard_reply_to_is_refused_when_answering(make_client: MakeClient) -> None:
+    """``reply_to`` is the sender's word: kept as sent, and refused, by name, by reply()."""
+    client = make_client()
+    got = Collector()
+    client.subscribe("hostile/ask", got, qos=1)
+    make_client().publish("hostile/ask", payload(envelope(reply_to='"bad/+/topic"')),
+                          qos=1).wait(WAIT)
+    assert got.wait_for(1)
+    request = got.messages[0]
+    assert request.envelope is not None and request.reply_to == "bad/+/topic"
+    with pytest.raises(ValueError, match="'bad/\\+/topic' must not contain wildcards"):
+        client.reply(request, "t.answer", {})
+    assert client.liveness_problem() is None
 
 
 def test_routing_that_raises_is_counted_and_the_client_serves_on(
