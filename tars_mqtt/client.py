@@ -268,9 +268,9 @@ class MQTTClient:
 
     # paho callbacks (network thread): record and hand on, never block --------------
     def _on_connected(self, session_present: bool) -> None:
-        if self._vitals.connected():
+        self._subs.replay()  # SUBSCRIBEs first: the offline backlog the timer flushes next
+        if self._vitals.connected():  # may be for this client's own subscriptions
             self._counters.add("reconnects")
-        self._subs.replay()
 
     def _on_disconnected(self, reason: str) -> None:
         self._vitals.disconnected()
