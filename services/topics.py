@@ -11,7 +11,7 @@ from typing import Any
 
 __all__ = [
     "LLM_REQUEST", "LLM_RESPONSE", "MOVEMENT_COMMAND", "MOVEMENT_STATUS", "MOVEMENT_STOP",
-    "STT_FINAL", "SYSTEM_STATE", "TABLE", "TTS_CONTROL", "TTS_SAY", "TTS_STATUS",
+    "STT_FINAL", "STT_PARTIAL", "SYSTEM_STATE", "TABLE", "TTS_CONTROL", "TTS_SAY", "TTS_STATUS",
     "WAKE_EVENT", "WAKE_SIMULATE", "TopicSpec", "check_payload", "spec_for",
 ]
 
@@ -59,15 +59,19 @@ MOVEMENT_STOP = _spec("movement/stop", 1, "movement.stop", "router tools", "move
 MOVEMENT_STATUS = _spec("movement/status", 1, "movement.status", "movement", "router tools",
                         {"event": (str,), "action": (str,), "error": (str,), "angles": (dict,)},
                         "error angles", values={"event": _STATUS_EVENTS})
-STT_FINAL = _spec("stt/final", 1, "stt.final", "speech", "router",
+STT_PARTIAL = _spec("stt/partial", 0, "stt.partial", "stt", "tools", {"text": (str,)})
+STT_FINAL = _spec("stt/final", 1, "stt.final", "stt", "router",
                   {"text": (str,), "lang": (str,), "confidence": _NUM}, "lang confidence")
-TTS_SAY = _spec("tts/say", 1, "tts.say", "router tools", "speech",
-                {"text": (str,), "utt_id": (str,)}, "utt_id")
-TTS_STATUS = _spec("tts/status", 0, "tts.status", "speech", "router wake",
+TTS_SAY = _spec("tts/say", 1, "tts.say", "router tools", "tts",
+                {"text": (str,), "utt_id": (str,), "voice": (str,), "rate": _NUM},
+                "utt_id voice rate")
+TTS_STATUS = _spec("tts/status", 0, "tts.status", "tts", "router stt wake",
                    {"event": (str,), "utt_id": (str,)}, "utt_id",
-                   values={"event": frozenset({"speaking_start", "speaking_end"})})
-TTS_CONTROL = _spec("tts/control", 1, "tts.control", "router tools", "speech",
-                    {"action": (str,)}, values={"action": frozenset({"stop"})})
+                   values={"event": frozenset({"speaking_start", "speaking_end", "paused",
+                                               "resumed", "stopped"})})
+TTS_CONTROL = _spec("tts/control", 1, "tts.control", "router tools", "tts",
+                    {"action": (str,)}, values={"action": frozenset({"stop", "pause", "resume",
+                                                                     "mute", "unmute"})})
 LLM_REQUEST = _spec("llm/request", 1, "llm.request", "router", "llm", {"text": (str,)})
 LLM_RESPONSE = _spec("llm/response", 1, "llm.response", "llm", "router",
                      {"reply": (str,), "error": (str,)}, "error")
@@ -75,8 +79,8 @@ SYSTEM_STATE = _spec("system/state", 1, "system.state", "router", "wake tools",
                      {"state": (str,)}, retain=True, values={"state": _STATES})
 
 TABLE: tuple[TopicSpec, ...] = (
-    WAKE_EVENT, MOVEMENT_COMMAND, MOVEMENT_STOP, MOVEMENT_STATUS, STT_FINAL, TTS_SAY,
-    TTS_STATUS, TTS_CONTROL, LLM_REQUEST, LLM_RESPONSE, SYSTEM_STATE, WAKE_SIMULATE,
+    WAKE_EVENT, MOVEMENT_COMMAND, MOVEMENT_STOP, MOVEMENT_STATUS, STT_PARTIAL, STT_FINAL,
+    TTS_SAY, TTS_STATUS, TTS_CONTROL, LLM_REQUEST, LLM_RESPONSE, SYSTEM_STATE, WAKE_SIMULATE,
 )
 
 
