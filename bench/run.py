@@ -1,54 +1,57 @@
-"""Raw paho-mqtt against tars_mqtt, on one local mosquitto, in one run; prints a table.
+"""tars_mqtt against raw paho-mqtt and its peers, on one local mosquitto, in one run.
 
     .venv/bin/python -m bench.run [--quick] [--rounds N] [--only NAME...] [--out FILE]
 
-Scenarios (each alternates the two libraries, publisher and subscriber in separate
-processes, ~200-byte JSON messages):
+Contenders: raw paho-mqtt MQTT 5 (the baseline, = 1.0), tars sync, tars.aio, aiomqtt,
+raw paho-mqtt 3.1.1 and mosquitto's C clients. Scenarios (each round runs every
+contender, in an order rotated from round to round; publisher and subscriber are
+separate processes; messages are ~200-byte JSON envelopes):
 
-- ``throughput``: N messages at QoS 0 (100k) and QoS 1 (20k) as fast as they go;
-  end-to-end msg/s = received / (last arrival - first publish); also the subscriber's CPU
-  seconds per 100k messages received; and the receive path alone (QoS 0, the same raw
-  paho publisher feeding either subscriber).
-- ``latency``: 1,000 msg/s for 5 s at QoS 0 and QoS 1; publish→handler p50/p99.
-- ``reconnect``: broker restarted under a subscriber; seconds from the broker accepting
-  again to the first message through the restored subscription (probed every 10 ms).
-- ``rss``: 1M messages at QoS 0 into a subscriber; for tars_mqtt a saturated queue
-  (1,000, ``drop_oldest``, a 1 ms handler); peak RSS (VmHWM) and growth of VmRSS.
+- ``throughput``: QoS 0 end-to-end, the receive path alone (one fast publisher feeding
+  every subscriber), the publish path alone (no subscriber; up to the PUBACK of a QoS 1
+  message sent after the rest), QoS 1 end-to-end;
+- ``latency``: 1,000 msg/s at QoS 0 and QoS 1; publish→handler p50/p99/p99.9;
+- ``reconnect``: mosquitto restarted under a subscriber (raw paho 5, tars sync, tars.aio);
+  seconds until a probe gets through the restored subscription;
+- ``rss``: 1M messages into a subscriber that keeps up (the publisher stays at most
+  ``window`` messages ahead of what it handled): RSS growth, peak, messages not handled;
+- ``estop``: ``movement/stop`` → servo pins still, and → ``stopped`` status (tars sync).
 
-Benchmarks never decide a test run; the targets are checked only in the printed table.
+Benchmarks never decide a test run; the targets are checked only in the printed tables.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
+import importlib.util
+import itertools
+import math
 import multiprocessing as mp
-import os
-import platform
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from multiprocessing.context import SpawnContext
-from multiprocessing.process import BaseProcess
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt as paho_pkg
-import paho.mqtt.client as paho
 import ujson
-from paho.mqtt.enums import CallbackAPIVersion
 
-from tars_mqtt.testing import MOSQUITTO, Broker
+from tars_mqtt.testing import Broker
 
+from . import cclients, estop
+from .children import PyChild, prober
+from .table import BASELINE, COLUMNS, LABELS, Results, report
 from .workers import PubSpec, SubSpec, publisher, subscriber
 
-VARIANTS = ("paho", "tars")
-SCENARIOS = ("throughput", "latency", "reconnect", "rss")
+CONTENDERS = (BASELINE, *COLUMNS)
+SCENARIOS = ("throughput", "latency", "reconnect", "rss", "estop")
+RECONNECTING = ("paho5", "tars", "aio")  # reconnect and resubscribe without user loops
+PROBE = ujson.dumps({"id": "probe", "type": "bench.probe", "ts": 0.0, "source": "bench",
+                     "data": {"probe": True}})
 BROKER_EXTRA = "max_queued_messages 0\n"  # a slow bench subscriber must not lose QoS 1
+NODELAY = "set_tcp_nodelay true"  # else Nagle adds ~40 ms outliers (bench/README.md)
+DEFAULT_OUT = Path(".tmp/bench-last.md")
 
 
 @dataclass(frozen=True)
@@ -56,177 +59,21 @@ class Sizes:
     qos0: int = 100_000
     qos1: int = 20_000
     rate: float = 1000.0
-    seconds: float = 5.0
-    restarts: int = 3
+    seconds: float = 10.0   # at `rate`: 10,000 samples, so p99.9 is the 10th worst
     rss: int = 1_000_000
+    window: int = 500
+    stops: int = 200
+    restarts: int = 3
+    idle: float = 3.0
 
 
-QUICK = Sizes(qos0=20_000, qos1=5_000, seconds=2.0, restarts=1, rss=200_000)
-Results = dict[str, dict[str, list[float]]]  # metric -> variant -> one value per round
-
-
-class Bench:
-    def __init__(self, broker: Broker, sizes: Sizes, rounds: int) -> None:
-        self.broker = broker
-        self.sizes = sizes
-        self.rounds = rounds
-        self.ctx: SpawnContext = mp.get_context("spawn")
-        self.results: Results = {}
-        self.notes: list[str] = []
-        self._runs = 0
-
-    def record(self, metric: str, variant: str, value: float) -> None:
-        self.results.setdefault(metric, {v: [] for v in VARIANTS})[variant].append(value)
-
-    def order(self, round_no: int) -> tuple[str, ...]:
-        """Alternate which library goes first, so neither always gets the quieter slot."""
-        return VARIANTS if round_no % 2 == 0 else VARIANTS[::-1]
-
-    def pair(self, sub: SubSpec, pub: PubSpec | None,
-             during: Callable[[BaseProcess], None] | None = None,
-             ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Run one subscriber (and one publisher) process; return their results."""
-        ctx = self.ctx
-        sub_q: Any = ctx.Queue()
-        pub_q: Any = ctx.Queue()
-        ready, stop, go = ctx.Event(), ctx.Event(), ctx.Event()
-        procs = [ctx.Process(target=subscriber, args=(sub, ready, stop, sub_q), daemon=True)]
-        procs[0].start()
-        pub_result: dict[str, Any] = {}
-        try:
-            if not ready.wait(30):
-                raise RuntimeError(f"bench: {sub.variant} subscriber never became ready")
-            if pub is not None:
-                procs.append(ctx.Process(target=publisher, args=(pub, go, pub_q), daemon=True))
-                procs[1].start()
-                go.set()
-                pub_result = pub_q.get(timeout=600)
-            if during is not None:
-                during(procs[0])
-            stop.set()
-            return sub_q.get(timeout=600), pub_result
-        finally:
-            stop.set()
-            for proc in procs:
-                proc.join(15)
-                if proc.is_alive():
-                    proc.terminate()
-                    proc.join(5)
-
-    def topic(self, name: str) -> str:
-        self._runs += 1
-        return f"bench/{name}/{self._runs}"
-
-    def specs(self, variant: str, name: str, qos: int, count: int, *, pub_variant: str = "",
-              rate: float = 0.0, **sub_fields: Any) -> tuple[SubSpec, PubSpec]:
-        topic, b = self.topic(name), self.broker
-        sub = SubSpec(variant, "127.0.0.1", b.port, topic, qos, count, **sub_fields)
-        pub = PubSpec(pub_variant or variant, "127.0.0.1", b.port, topic, qos, count, rate)
-        return sub, pub
-
-    # Scenarios -------------------------------------------------------------------------
-    def throughput(self) -> None:
-        for qos, count in ((0, self.sizes.qos0), (1, self.sizes.qos1)):
-            for round_no in range(self.rounds):
-                for variant in self.order(round_no):
-                    sub, pub = self.specs(variant, "tp", qos, count)
-                    res, sent = self.pair(sub, pub)
-                    got = res["count"]
-                    if not got:
-                        self.notes.append(f"throughput qos{qos} {variant}: nothing received")
-                        continue
-                    self.record(f"qos{qos}_e2e", variant, got / (res["last"] - sent["start"]))
-                    self.record(f"qos{qos}_sub", variant, got / max(1e-9, res["last"]
-                                                                    - res["first"]))
-                    self.record(f"qos{qos}_pub", variant, sent["sent"] / (sent["end"]
-                                                                         - sent["start"]))
-                    self.record(f"qos{qos}_lost", variant, count - got)
-                    if qos == 0:
-                        self.record("cpu_100k", variant, res["cpu"] / got * 100_000)
-                    _progress(f"throughput qos{qos} {variant}: {got}/{count} received")
-        for round_no in range(self.rounds):  # the receive path alone: one publisher for both
-            for variant in self.order(round_no):
-                sub, pub = self.specs(variant, "rx", 0, self.sizes.qos0, pub_variant="paho")
-                res, sent = self.pair(sub, pub)
-                if res["count"]:
-                    self.record("qos0_rx", variant, res["count"] / max(1e-9, res["last"]
-                                                                       - res["first"]))
-                    self.record("cpu_100k_rx", variant, res["cpu"] / res["count"] * 100_000)
-                _progress(f"receive path {variant}: {res['count']}/{self.sizes.qos0} received")
-
-    def latency(self) -> None:
-        n = int(self.sizes.rate * self.sizes.seconds)
-        for qos in (0, 1):
-            for round_no in range(self.rounds):
-                for variant in self.order(round_no):
-                    sub, pub = self.specs(variant, "lat", qos, n, rate=self.sizes.rate,
-                                          latency=True)
-                    res, _ = self.pair(sub, pub)
-                    lat = sorted(res["latencies"])
-                    for name, q in (("p50", 0.50), ("p99", 0.99)):
-                        self.record(f"lat{qos}_{name}", variant, 1000 * _quantile(lat, q))
-                    _progress(f"latency qos{qos} {variant}: {len(lat)}/{n} messages")
-
-    def reconnect(self) -> None:
-        for round_no in range(self.sizes.restarts):
-            for variant in self.order(round_no):
-                sub = SubSpec(variant, "127.0.0.1", self.broker.port, self.topic("rc"), 0, 0,
-                              probe=True)
-                marks: dict[str, float] = {}
-                res, _ = self.pair(sub, None, during=functools.partial(
-                    self._restart, sub.topic, marks))
-                if not res["probe_at"]:
-                    self.notes.append(f"reconnect {variant}: no probe arrived within 10 s")
-                    continue
-                self.record("rc_up", variant, res["probe_at"] - marks["up"])
-                self.record("rc_down", variant, res["probe_at"] - marks["down"])
-                _progress(f"reconnect {variant}: {res['probe_at'] - marks['up']:.3f} s")
-
-    def _restart(self, topic: str, marks: dict[str, float], sub: BaseProcess) -> None:
-        """Restart the broker, then probe ``topic`` every 10 ms until ``sub`` has one."""
-        marks["down"] = time.monotonic()
-        self.broker.restart()
-        marks["up"] = time.monotonic()
-        probe = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-probe")
-        probe.connect("127.0.0.1", self.broker.port)
-        probe.loop_start()
-        payload = ujson.dumps({"id": "probe", "type": "bench.probe", "ts": 0.0,
-                               "source": "bench", "data": {"probe": True}})
-        try:
-            for _ in range(1000):  # 10 s at most; the subscriber exits once it has a probe
-                probe.publish(topic, payload, qos=0)
-                sub.join(0.01)
-                if not sub.is_alive():
-                    break
-        finally:
-            probe.disconnect()
-            probe.loop_stop()
-
-    def rss(self) -> None:
-        n = self.sizes.rss
-        for variant in VARIANTS:
-            fields: dict[str, Any] = {"rss_every": n // 10}
-            if variant == "tars":
-                fields.update(slow=0.001, queue_size=1000, policy="drop_oldest")
-            sub, pub = self.specs(variant, "rss", 0, n, pub_variant="paho", **fields)
-            res, _ = self.pair(sub, pub)
-            samples = res["rss"]
-            self.record("rss_peak", variant, res["vmhwm_kb"] / 1024)
-            self.record("rss_growth", variant, (res["vmrss_kb"] - samples[0][1]) / 1024
-                        if samples else float("nan"))
-            self.record("rss_idle_growth", variant, (res["vmrss_kb"] - res["rss_idle"]) / 1024)
-            self.notes.append(f"rss {variant}: {res['count']:,} of {n:,} received"
-                              + (f", {res.get('dropped', 0):,} dropped by the drop_oldest queue,"
-                                 f" {res.get('dispatched', 0):,} handled" if variant == "tars"
-                                 else "")
-                              + "; VmRSS MB by messages: "
-                              + ", ".join(f"{c // 1000}k: {kb / 1024:.1f}" for c, kb in samples))
-            _progress(f"rss {variant}: done")
+QUICK = Sizes(qos0=2_000, qos1=500, seconds=0.2, rss=3_000, window=200, stops=3, restarts=1,
+              idle=0.3)
 
 
 def _quantile(ordered: list[float], q: float) -> float:
     if not ordered:
-        return float("nan")
+        return math.nan
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
@@ -234,125 +81,251 @@ def _progress(text: str) -> None:
     print(f"  .. {text}", file=sys.stderr, flush=True)
 
 
-# The table -------------------------------------------------------------------------------
-ROWS: list[tuple[str, str, str, str]] = [  # metric, label, format, target
-    ("qos0_e2e", "QoS 0 throughput, end-to-end (msg/s)", "{:,.0f}", "tars ≥ 0.8× paho"),
-    ("qos0_sub", "QoS 0 subscriber receive rate (msg/s)", "{:,.0f}", ""),
-    ("qos0_pub", "QoS 0 publisher rate (msg/s)", "{:,.0f}", ""),
-    ("qos0_lost", "QoS 0 messages lost", "{:,.0f}", ""),
-    ("qos0_rx", "QoS 0 receive path alone: raw paho publisher for both (msg/s)", "{:,.0f}",
-     ""),
-    ("cpu_100k_rx", "  its subscriber CPU s per 100k received", "{:.2f}", ""),
-    ("qos1_e2e", "QoS 1 throughput, end-to-end (msg/s)", "{:,.0f}", ""),
-    ("qos1_sub", "QoS 1 subscriber receive rate (msg/s)", "{:,.0f}", ""),
-    ("qos1_pub", "QoS 1 publisher rate, acked (msg/s)", "{:,.0f}", ""),
-    ("lat0_p50", "latency p50 at 1,000 msg/s, QoS 0 (ms)", "{:.2f}", ""),
-    ("lat0_p99", "latency p99 at 1,000 msg/s, QoS 0 (ms)", "{:.2f}", "tars ≤ 2× paho"),
-    ("lat1_p50", "latency p50 at 1,000 msg/s, QoS 1 (ms)", "{:.2f}", ""),
-    ("lat1_p99", "latency p99 at 1,000 msg/s, QoS 1 (ms)", "{:.2f}", "tars ≤ 2× paho"),
-    ("rc_up", "reconnect: broker up → subscription restored (s, worst)", "{:.3f}",
-     "tars ≤ 1.0 s (min delay 0.5 + 0.5)"),
-    ("rc_down", "reconnect: broker down → restored (s, worst)", "{:.3f}", ""),
-    ("rss_peak", "peak RSS, VmHWM (MB)", "{:.1f}", ""),
-    ("rss_growth", "RSS growth after the first 10% of the messages (MB)", "{:.1f}",
-     "tars < 20 MB"),
-    ("rss_idle_growth", "RSS growth from idle (MB)", "{:.1f}", ""),
-    ("cpu_100k", "subscriber CPU s per 100k received (QoS 0)", "{:.2f}", ""),
-]
-WORST = {"rc_up", "rc_down", "qos0_lost"}
+class Bench:
+    def __init__(self, broker: Broker, sizes: Sizes, rounds: int,
+                 contenders: Sequence[str], rss_rounds: int = 1) -> None:
+        self.broker, self.sizes, self.rounds = broker, sizes, rounds
+        self.rss_rounds = rss_rounds
+        self.contenders = tuple(contenders)
+        self.ctx = mp.get_context("forkserver")  # fast, clean children: no parent threads
+        self.ctx.set_forkserver_preload(["bench.workers", "bench.clients", "bench.aclients",
+                                         "bench.estop"])
+        self.results: Results = {}
+        self.notes: list[str] = []
+        self.failures: list[str] = []
+        self._runs = itertools.count(1)
+        self.feeder = "mosquitto" if "mosquitto" in self.contenders else BASELINE
+
+    def record(self, metric: str, lib: str, value: float) -> None:
+        self.results.setdefault(metric, {}).setdefault(lib, []).append(value)
+
+    def order(self, round_no: int) -> tuple[str, ...]:
+        """Rotate who goes first, so no contender always gets the same slot."""
+        shift = round_no % len(self.contenders)
+        return self.contenders[shift:] + self.contenders[:shift]
+
+    def attempt(self, what: str, run: Callable[[], dict[str, float]]) -> dict[str, float]:
+        """One measurement; a failure is reported and leaves NaN, the run goes on."""
+        try:
+            return run()
+        except Exception as exc:
+            self.failures.append(f"{what}: {type(exc).__name__}: {exc}")
+            _progress(f"{what}: FAILED {exc}")
+            return {}
+
+    def specs(self, sub_lib: str | None, pub_lib: str, name: str, qos: int, count: int, *,
+              rate: float = 0.0, fence: bool = False, window: int = 0, **sub_fields: Any,
+              ) -> tuple[SubSpec | None, PubSpec]:
+        topic, port = f"bench/{name}/{next(self._runs)}", self.broker.port
+        sub = None if sub_lib is None else SubSpec(sub_lib, "127.0.0.1", port, topic, qos, count,
+                                                   idle=self.sizes.idle, **sub_fields)
+        return sub, PubSpec(pub_lib, "127.0.0.1", port, topic, qos, count, rate, fence, window)
+
+    def pair(self, sub: SubSpec | None, pub: PubSpec, timeout: float = 1800.0,
+             ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Run one subscriber (if any) and one publisher; return their results."""
+        ctx = self.ctx
+        stop, go, handled = ctx.Event(), ctx.Event(), ctx.RawValue("q", 0)
+        sides: list[Any] = []
+        try:
+            receiver: Any = None
+            if sub is not None:
+                receiver = (cclients.CSubscriber(sub, handled) if sub.lib == "mosquitto"
+                            else PyChild(ctx, subscriber, sub, stop, go, handled))
+                sides.append(receiver)
+            sender: Any = (cclients.CPublisher(pub) if pub.lib == "mosquitto"  # connects
+                           else PyChild(ctx, publisher, pub, stop, go, handled))  # meanwhile
+            sides.append(sender)
+            if receiver is not None:
+                receiver.wait_ready(30)
+            sender.start()
+            sender.go()
+            sent = sender.result(timeout)
+            if receiver is None:
+                return {}, sent
+            receiver.finish()
+            return receiver.result(timeout), sent
+        finally:
+            for side in sides:
+                side.close()
+
+    # Scenarios -------------------------------------------------------------------------
+    def throughput(self) -> None:
+        s = self.sizes
+        rows: list[tuple[str, Callable[[str], dict[str, float]]]] = [
+            ("qos0_e2e", lambda lib: self._end_to_end(lib, 0, s.qos0)),
+            ("qos0_rx", self._receive_path),
+            ("qos0_pub", self._publish_path),
+            ("qos1_e2e", lambda lib: self._end_to_end(lib, 1, s.qos1)),
+        ]
+        for metric, run in rows:
+            for round_no in range(self.rounds):
+                for lib in self.order(round_no):
+                    got = self.attempt(f"{metric} {lib}", lambda: run(lib))  # noqa: B023
+                    for name in (metric, "cpu_rx") if metric == "qos0_rx" else (metric,):
+                        self.record(name, lib, got.get(name, math.nan))
+                    _progress(f"{metric} {lib}: {got.get(metric, math.nan):,.0f} msg/s")
+
+    def _lost(self, what: str, expected: int, got: int) -> None:
+        if got < expected:
+            self.notes.append(f"{what}: {expected - got:,} of {expected:,} messages lost")
+
+    def _end_to_end(self, lib: str, qos: int, count: int) -> dict[str, float]:
+        res, sent = self.pair(*self.specs(lib, lib, f"e2e{qos}", qos, count))
+        self._lost(f"QoS {qos} end-to-end, {LABELS[lib]}", count, res["count"])
+        return {f"qos{qos}_e2e": res["count"] / (res["last"] - sent["start"])}
+
+    def _receive_path(self, lib: str) -> dict[str, float]:
+        count = self.sizes.qos0
+        res, _ = self.pair(*self.specs(lib, self.feeder, "rx", 0, count))
+        self._lost(f"receive path, {LABELS[lib]}", count, res["count"])
+        return {"qos0_rx": res["count"] / max(1e-9, res["last"] - res["first"]),
+                "cpu_rx": res["cpu"] / res["count"] * 1e6}
+
+    def _publish_path(self, lib: str) -> dict[str, float]:
+        _, sent = self.pair(*self.specs(None, lib, "tx", 0, self.sizes.qos0, fence=True))
+        return {"qos0_pub": sent["sent"] / (sent["end"] - sent["start"])}
+
+    def latency(self) -> None:
+        n = int(self.sizes.rate * self.sizes.seconds)
+        for qos in (0, 1):
+            for round_no in range(self.rounds):
+                for lib in self.order(round_no):
+                    def run(lib: str = lib, qos: int = qos) -> dict[str, float]:
+                        res, _ = self.pair(*self.specs(lib, lib, f"lat{qos}", qos, n,
+                                                       rate=self.sizes.rate, latency=True))
+                        self._lost(f"latency QoS {qos}, {LABELS[lib]}", n, res["count"])
+                        lat = sorted(res["latencies"])
+                        return {name: 1000 * _quantile(lat, q)
+                                for name, q in (("p50", 0.5), ("p99", 0.99), ("p999", 0.999))}
+                    got = self.attempt(f"latency qos{qos} {lib}", run)
+                    for name in ("p50", "p99", "p999"):
+                        self.record(f"lat{qos}_{name}", lib, got.get(name, math.nan))
+                    _progress(f"latency qos{qos} {lib}: p99 {got.get('p99', math.nan):.2f} ms")
+
+    def reconnect(self) -> None:
+        libs = [lib for lib in self.contenders if lib in RECONNECTING]
+        for round_no in range(self.sizes.restarts):
+            for lib in libs[round_no % len(libs):] + libs[:round_no % len(libs)]:
+                got = self.attempt(f"reconnect {lib}", lambda: self._reconnect(lib))  # noqa: B023
+                for name in ("rc_up", "rc_down"):
+                    self.record(name, lib, got.get(name, math.nan))
+                _progress(f"reconnect {lib}: {got.get('rc_up', math.nan):.3f} s")
+
+    def _reconnect(self, lib: str) -> dict[str, float]:
+        """Restart the broker under a subscriber; probe every 10 ms until one gets through."""
+        sub, _ = self.specs(lib, lib, "rc", 0, 0, probe=True, limit=20.0)
+        assert sub is not None
+        ctx = self.ctx
+        child = PyChild(ctx, subscriber, sub, ctx.Event(), ctx.Event(), ctx.RawValue("q", 0))
+        try:
+            child.wait_ready(30)
+            down = time.monotonic()
+            self.broker.restart()
+            up = time.monotonic()
+            with prober("127.0.0.1", self.broker.port) as send:
+                for _ in range(1000):  # 10 s at most; the subscriber ends at its first probe
+                    send(sub.topic, PROBE)
+                    if child.ended(0.01):
+                        break
+            res = child.result(10)
+        finally:
+            child.close()
+        if not res["probe_at"]:
+            raise TimeoutError("no probe came through within 10 s")
+        return {"rc_up": res["probe_at"] - up, "rc_down": res["probe_at"] - down}
+
+    def rss(self) -> None:
+        n = self.sizes.rss
+        for round_no in range(self.rss_rounds):
+            for lib in self.order(round_no):
+                def run(lib: str = lib, round_no: int = round_no) -> dict[str, float]:
+                    res, _ = self.pair(*self.specs(lib, BASELINE, "rss", 0, n,
+                                                   window=self.sizes.window,
+                                                   rss_every=max(1, n // 10)))
+                    samples = res["rss"]
+                    if round_no == 0:
+                        self.notes.append(f"RSS {LABELS[lib]}: {res['count']:,} of {n:,}"
+                                          " handled; VmRSS MB by messages: " + ", ".join(
+                                              f"{c:,}: {kb / 1024:.1f}"
+                                              for c, kb in samples))
+                    return {"rss_growth": (res["vmrss_kb"] - samples[0][1]) / 1024
+                            if samples else math.nan,
+                            "rss_idle_growth": (res["vmrss_kb"] - res["rss_idle"]) / 1024,
+                            "rss_peak": res["vmhwm_kb"] / 1024,
+                            "rss_drops": n - res["count"]}  # dropped or lost: not handled
+                got = self.attempt(f"rss {lib}", run)
+                for name in ("rss_growth", "rss_idle_growth", "rss_peak", "rss_drops"):
+                    self.record(name, lib, got.get(name, math.nan))
+                _progress(f"rss {lib}: growth {got.get('rss_growth', math.nan):.1f} MB")
+
+    def estop(self) -> None:
+        for round_no in range(self.rounds):
+            def run(seed: int = round_no) -> dict[str, float]:
+                got = estop.measure(self.ctx, self.broker.url, self.sizes.stops, seed)
+                return {f"estop_{kind}_{name}": 1000 * _quantile(sorted(values), q)
+                        for kind, values in got.items() for name, q in (("p50", .5),
+                                                                        ("p99", .99))}
+            got = self.attempt("estop", run)
+            for kind, name in itertools.product(("pins", "status"), ("p50", "p99")):
+                self.record(f"estop_{kind}_{name}", "tars", got.get(f"estop_{kind}_{name}",
+                                                                    math.nan))
+            _progress(f"estop: status p99 {got.get('estop_status_p99', math.nan):.2f} ms")
 
 
-def _summary(metric: str, values: list[float]) -> float:
-    if not values:
-        return float("nan")
-    return max(values) if metric in WORST else statistics.median(values)
-
-
-def _met(metric: str, paho_v: float, tars_v: float) -> str:
-    checks: dict[str, Callable[[], bool]] = {
-        "qos0_e2e": lambda: tars_v >= 0.8 * paho_v,
-        "lat0_p99": lambda: tars_v <= 2 * paho_v,
-        "lat1_p99": lambda: tars_v <= 2 * paho_v,
-        "rc_up": lambda: tars_v <= 1.0,
-        "rss_growth": lambda: tars_v < 20,
-    }
-    return ("**yes**" if checks[metric]() else "**NO**") if metric in checks else ""
-
-
-def table(results: Results) -> str:
-    lines = ["| metric | raw paho | tars_mqtt | tars/paho | target | met |",
-             "|---|---:|---:|---:|---|---|"]
-    for metric, label, fmt, target in ROWS:
-        if metric not in results:
-            continue
-        p = _summary(metric, results[metric]["paho"])
-        t = _summary(metric, results[metric]["tars"])
-        ratio = f"{t / p:.2f}" if p and p == p and t == t else ""
-        lines.append(f"| {label} | {fmt.format(p)} | {fmt.format(t)} | {ratio} | {target} |"
-                     f" {_met(metric, p, t)} |")
-    return "\n".join(lines)
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{platform.node()}: {model}, {os.cpu_count()} CPUs, Linux {platform.release()},"
-            f" Python {platform.python_version()}, paho-mqtt {paho_pkg.__version__},"
-            f" mosquitto {_mosquitto_version()}")
-
-
-def _mosquitto_version() -> str:
-    try:
-        out = subprocess.run([MOSQUITTO, "-h"], capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return "?"
-    first = (out.stdout or out.stderr).splitlines()[:1]
-    return first[0].split()[-1] if first else "?"
+def available_contenders() -> tuple[list[str], list[str]]:
+    """The contenders that can run here, and a note for each one that cannot."""
+    libs, notes = [], []
+    for lib in CONTENDERS:
+        if lib == "aiomqtt" and importlib.util.find_spec("aiomqtt") is None:
+            notes.append("aiomqtt is not installed (pip install -e '.[bench]'): column empty")
+        elif lib == "mosquitto" and not cclients.available():
+            notes.append("mosquitto_pub/mosquitto_sub are not installed (apt-get install"
+                         " mosquitto-clients): column empty")
+        else:
+            libs.append(lib)
+    return libs, notes
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller counts (about 1 min)")
-    parser.add_argument("--rounds", type=int, default=None,
-                        help="rounds of throughput and latency (default 3, quick 1)")
+    parser.add_argument("--quick", action="store_true", help="tiny counts, one round (seconds)")
+    parser.add_argument("--rounds", type=int, default=None, help="default 3, quick 1")
+    parser.add_argument("--rss-rounds", type=int, default=1,
+                        help="rounds of the memory run (default 1: ~10 min each; worst kept)")
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
-    parser.add_argument("--out", type=Path, help="also write the table (markdown) here")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help=f"also write the report here (default {DEFAULT_OUT})")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
     rounds = args.rounds or (1 if args.quick else 3)
     started = time.monotonic()
+    contenders, unavailable = available_contenders()
     with tempfile.TemporaryDirectory(prefix="tars-bench-") as tmp:
-        broker = Broker(Path(tmp), extra=BROKER_EXTRA).start()
+        broker = Broker(Path(tmp), extra=BROKER_EXTRA)
+        if NODELAY not in broker.config_text():
+            broker.extra += NODELAY + "\n"
+        broker.start()
         try:
-            bench = Bench(broker, sizes, rounds)
+            bench = Bench(broker, sizes, rounds, contenders, args.rss_rounds)
+            bench.notes.extend(unavailable)
             for name in args.only:
                 _progress(f"{name} ...")
                 getattr(bench, name)()
         finally:
             broker.stop()
-    report = "\n".join([
-        f"tars-mqtt bench, {time.strftime('%Y-%m-%d %H:%M %Z')}, {machine()}",
-        f"sizes: {sizes}, rounds: {rounds} (median; worst for reconnect and losses),"
-        f" wall time {time.monotonic() - started:.0f} s",
-        "",
-        table(bench.results),
-        "",
-        *[f"- {note}" for note in bench.notes],
-        "",
-        "all values per round: " + ujson.dumps(
-            {m: {v: [round(x, 4) for x in xs] for v, xs in d.items()}
-             for m, d in bench.results.items()}),
-    ])
-    print(report)
-    if args.out:
-        args.out.write_text(report + "\n")
-    return 0
+    setup = (f"sizes: {asdict(sizes)}; rounds: {rounds} (memory: {args.rss_rounds}, the worst"
+             f" kept); figures are medians of the rounds, ratios medians of per-round ratios;"
+             f" wall time {time.monotonic() - started:.0f} s")
+    bench.notes.insert(0, f"receive path: every subscriber fed by the {LABELS[bench.feeder]}"
+                          " publisher")
+    text = report(bench.results, setup=setup, rss_count=sizes.rss, notes=bench.notes,
+                  failures=bench.failures)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n")
+    _progress(f"written to {args.out}")
+    return 1 if bench.failures else 0
 
 
 if __name__ == "__main__":

@@ -3,11 +3,16 @@
     MQTT_URL=mqtt://localhost:1883 python examples/typed_handlers.py
 
 ``TypedTopics`` maps each topic to an event type and a model class. A handler registered
-with ``@topics.handler("movement/command", MovementCommand)`` receives a checked
+with ``@topics.handler("example/movement/command", MovementCommand)`` receives a checked
 ``MovementCommand`` instead of a dict; a message that is no envelope, has another event
 type, misses a field or has a field of the wrong JSON type never reaches it: it is logged and
 counted in ``topics.rejected``. ``topics.publish(topic, model)`` sends a model with the
-topic's event type. Composition only: the client's ``subscribe`` and ``publish_event``.
+topic's event type, leaving out fields that are ``None`` (the robot's movement service
+refuses ``"params": null``). Composition only: the client's ``subscribe`` and
+``publish_event``.
+
+Safe next to a running robot: the models are the robot's movement command and status,
+but the topics are ``example/movement/...``, so the robot does not wave.
 """
 
 from __future__ import annotations
@@ -76,7 +81,8 @@ class TypedTopics:
         event_type, model = self.routes[topic]
         if not isinstance(value, model):
             raise TypeError(f"{topic} carries {model.__name__}, not {type(value).__name__}")
-        return self.client.publish_event(topic, event_type, value, qos=qos, correlate=correlate)
+        data = {k: v for k, v in value.to_dict(encode_json=True).items() if v is not None}
+        return self.client.publish_event(topic, event_type, data, qos=qos, correlate=correlate)
 
     def _decode(self, msg: Message, event_type: str, model: type[M]) -> M | None:
         problem = None
@@ -116,8 +122,8 @@ def _type_problem(model: type[Any], data: Any) -> str | None:
 
 
 ROUTES: dict[str, tuple[str, type[Any]]] = {
-    "movement/command": ("movement.command", MovementCommand),
-    "movement/status": ("movement.status", MovementStatus),
+    "example/movement/command": ("movement.command", MovementCommand),
+    "example/movement/status": ("movement.status", MovementStatus),
 }
 
 
@@ -129,26 +135,28 @@ def main() -> None:
         movement_topics = TypedTopics(movement, ROUTES)
         router_topics = TypedTopics(router, ROUTES)
 
-        @movement_topics.handler("movement/command", MovementCommand)
+        @movement_topics.handler("example/movement/command", MovementCommand)
         def on_command(cmd: MovementCommand, msg: Message) -> None:
             print(f"movement got {cmd}")
             assert msg.envelope is not None
-            movement_topics.publish("movement/status",
+            movement_topics.publish("example/movement/status",
                                     MovementStatus(event="completed", action=cmd.action),
                                     correlate=msg.envelope.id)
 
-        @router_topics.handler("movement/status", MovementStatus)
+        @router_topics.handler("example/movement/status", MovementStatus)
         def on_status(status: MovementStatus, msg: Message) -> None:
             statuses.append(status)
             got_status.set()
 
         # Two bad commands first: a dict with a wrong type, and one with no action.
-        router.publish_event("movement/command", "movement.command",
+        router.publish_event("example/movement/command", "movement.command",
                              {"action": "wave", "speed": "fast"}).wait(5)
-        router.publish_event("movement/command", "movement.command", {"speed": 2}).wait(5)
-        router_topics.publish("movement/command", MovementCommand("wave", speed=1.5)).wait(5)
+        router.publish_event("example/movement/command", "movement.command",
+                             {"speed": 2}).wait(5)
+        router_topics.publish("example/movement/command",
+                              MovementCommand("wave", speed=1.5)).wait(5)
         if not got_status.wait(10):
-            raise SystemExit("no movement/status arrived")
+            raise SystemExit("no example/movement/status arrived")
     print(f"router got {statuses[0]}")
     print(f"movement rejected {movement_topics.rejected} commands")
 

@@ -18,7 +18,7 @@ from tars_mqtt.settings import env_bool, env_float, env_int
 
 from .topics import TopicSpec, check_payload
 
-__all__ = ["Tally", "env_bool", "env_float", "env_int", "problems", "publish"]
+__all__ = ["Tally", "env_bool", "env_float", "env_int", "problems", "publish", "reply_topic_for"]
 
 log = logging.getLogger("tars")
 
@@ -64,3 +64,19 @@ class Tally:
     def as_dict(self) -> dict[str, int]:
         with self._lock:
             return dict(self._counts)
+
+
+def reply_topic_for(msg: Message, spec: TopicSpec) -> str | None:
+    """Where a request's answer may go: its ``reply_to`` when that is ``spec``'s topic or a
+    client's own reply topic, else None (answer on ``spec`` with ``correlate``).
+
+    A request is anyone's to send: a ``reply_to`` naming another topic (``movement/command``,
+    a wildcard) would make the service publish there, so it is never followed.
+    """
+    target = msg.reply_to
+    if target == spec.name:
+        return target
+    if target and target.startswith("system/reply/") and target.count("/") == 2 and not any(
+            c in target for c in "+#\x00"):
+        return target
+    return None

@@ -1,9 +1,12 @@
 """The router's conversation, pure: events in, actions out, time passed in.
 
 idle → listening (wake) → thinking (a transcript) → speaking (speech started) → idle
-(speech ended); every state but idle has a deadline, so it never sticks. Movement words
-become a ``movement/command`` (or ``movement/stop``) and a short confirmation to say;
-anything else is a question for the LLM, whose answer (or :data:`FALLBACK`) is said.
+(the last sentence ended); every state but idle has a deadline, so it never sticks.
+Movement words become a ``movement/command`` (or ``movement/stop``) and a short
+confirmation to say; anything else is a question for the LLM, whose answer is said
+sentence by sentence as it streams in (:mod:`services.conversation_answer`), or
+:data:`FALLBACK` when none comes. A wake, cancel or new question while an answer is still
+coming sends ``llm/cancel``. The last few exchanges of a session go with each question.
 :mod:`services.router` carries messages in and actions out.
 """
 
@@ -19,7 +22,8 @@ from typing import Any
 from tars_mqtt import Message
 
 from . import topics as t
-from .common import env_float, problems
+from .common import env_float, env_int, problems
+from .conversation_answer import SpokenAnswer
 
 __all__ = ["FALLBACK", "MOVES", "STOP_WORDS", "Action", "AskLLM", "Conversation", "Publish",
            "RouterSettings", "event_from", "parse_intent"]
@@ -64,10 +68,13 @@ class Publish:
 
 @dataclass(frozen=True)
 class AskLLM:
-    """Ask the LLM ``text``; feed its reply back as ``("answer", turn, reply | None)``."""
+    """Ask the LLM ``text``; feed its pieces back as ``("delta", turn, seq, piece)`` and
+    its reply as ``("answer", turn, reply | None, action | None)``."""
 
     text: str
     turn: int
+    session: str = "router-1"
+    history: tuple[dict[str, str], ...] = ()
 
 
 Action = Publish | AskLLM
@@ -75,28 +82,40 @@ Action = Publish | AskLLM
 
 @dataclass(frozen=True)
 class RouterSettings:
-    """Seconds: ``TARS_ROUTER_LLM_TIMEOUT`` (8), ``TARS_ROUTER_LISTEN_TIMEOUT`` (10),
-    ``TARS_ROUTER_THINK_TIMEOUT`` (LLM timeout + 5), ``TARS_ROUTER_SPEAK_TIMEOUT`` (30)."""
+    """Seconds: ``TARS_ROUTER_LLM_TIMEOUT`` (8, to the first words), ``_LISTEN_TIMEOUT`` (10),
+    ``_THINK_TIMEOUT`` (LLM timeout + 5), ``_SPEAK_TIMEOUT`` (30), ``_ANSWER_TIMEOUT`` (60,
+    the whole answer), ``_SESSION_GAP`` (300: a pause that ends a session and its history);
+    ``TARS_ROUTER_HISTORY`` (6 messages); ``TARS_ROUTER_STREAM`` (on: speak as it streams)."""
 
     llm_timeout: float = 8.0
     listening: float = 10.0
     thinking: float = 13.0
     speaking: float = 30.0
+    answer_timeout: float = 60.0
+    session_gap: float = 300.0
+    history: int = 6
+    stream: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> RouterSettings:
+        from .common import env_bool
+
         llm = env_float(environ, "TARS_ROUTER_LLM_TIMEOUT", 8.0, low=0.1, high=600)
         return cls(llm, env_float(environ, "TARS_ROUTER_LISTEN_TIMEOUT", 10.0, low=0.1),
                    env_float(environ, "TARS_ROUTER_THINK_TIMEOUT", llm + 5, low=llm),
-                   env_float(environ, "TARS_ROUTER_SPEAK_TIMEOUT", 30.0, low=0.1))
+                   env_float(environ, "TARS_ROUTER_SPEAK_TIMEOUT", 30.0, low=0.1),
+                   env_float(environ, "TARS_ROUTER_ANSWER_TIMEOUT", max(60.0, llm), low=llm),
+                   env_float(environ, "TARS_ROUTER_SESSION_GAP", 300.0, low=1.0),
+                   env_int(environ, "TARS_ROUTER_HISTORY", 6, low=0, high=40),
+                   env_bool(environ, "TARS_ROUTER_STREAM", True))
 
 
 class Conversation:
     """The pure state machine: ``handle(event, now)`` → actions; ``deadline`` for timeouts.
 
     Events are tuples: ``("wake", "wake"|"cancel")``, ``("heard", text)``,
-    ``("tts", "speaking_start"|"speaking_end", utt_id|None)``, ``("answer", turn, reply|None)``
-    and ``("timeout",)``.
+    ``("tts", "speaking_start"|"speaking_end", utt_id|None)``, ``("delta", turn, seq,
+    piece)``, ``("answer", turn, reply|None[, action|None])`` and ``("timeout",)``.
     """
 
     def __init__(self, settings: RouterSettings = RouterSettings()) -> None:
@@ -104,7 +123,11 @@ class Conversation:
         self.state = "idle"
         self.deadline: float | None = None
         self.turn = 0  # which LLM answer is awaited
-        self.utterance: str | None = None  # which tts/status events are ours
+        self.answer: SpokenAnswer | None = None  # the LLM answer being said, if any
+        self.history: list[dict[str, str]] = []
+        self.session, self._sessions, self._asked_at = "router-0", 0, -1e18
+        self._ours: list[str] = []  # this turn's utterances; ``_pending`` not yet ended
+        self._pending: list[str] = []
         self._utts = 0
 
     def start(self) -> list[Action]:
@@ -113,36 +136,97 @@ class Conversation:
     def handle(self, event: tuple[Any, ...], now: float) -> list[Action]:
         kind, out = event[0], list[Action]()
         if kind in ("wake", "heard"):
-            self.turn += 1  # older LLM answers and utterances are stale from now on
-            self.utterance = None
+            out = self._new_turn()
         if kind == "wake" and event[1] == "cancel":
-            return [Publish(t.TTS_CONTROL, {"action": "stop"}), *self._go("idle", now, True)]
+            return [*out, Publish(t.TTS_CONTROL, {"action": "stop"}), *self._go("idle", now, True)]
         if kind == "wake":
             if self.state == "speaking":
                 out.append(Publish(t.TTS_CONTROL, {"action": "stop"}))
             return out + self._go("listening", now)
         if kind == "heard":
-            out = self._go("thinking", now)
+            out += self._go("thinking", now)
             intent, motion, said = parse_intent(event[1])
             if intent == "stop":
                 out.append(Publish(t.MOVEMENT_STOP, {"reason": "voice"}))
             elif intent == "move":
                 out.append(Publish(t.MOVEMENT_COMMAND, {"action": motion}))
             else:
-                return [*out, AskLLM(event[1], self.turn)]
+                return [*out, self._ask(event[1], now)]
             return out + self._say(str(said))
-        if kind == "answer" and event[1] == self.turn and self.state == "thinking":
-            self.deadline = now + self.settings.thinking
-            return self._say(event[2] or FALLBACK)
-        if kind == "tts" and event[2] in (None, self.utterance):
-            if event[1] == "speaking_start" and self.state != "speaking":
-                return self._go("speaking", now)
-            if event[1] == "speaking_end" and self.state == "speaking":
-                return self._go("idle", now)
+        answer = self.answer
+        if kind == "delta" and answer is not None and event[1] == answer.turn:
+            return self._said(answer.delta(event[2], event[3]), now)
+        if kind == "answer" and answer is not None and event[1] == answer.turn \
+                and not answer.done:
+            reply, action = event[2], event[3] if len(event) > 3 else None
+            words = answer.finish(reply)
+            if reply is not None:
+                self._remember(answer.text)
+            if not answer.sentences:  # nothing came, or nothing sayable
+                words = [FALLBACK]
+            out = self._motion(action) + self._said(words, now)
+            return out + self._finished(now)
+        if kind == "tts" and (event[2] is None or event[2] in self._ours):
+            return self._speech(event[1], event[2], now)
         if kind == "timeout" and self.deadline is not None and now >= self.deadline:
             log.warning("%s timed out: back to idle", self.state)
-            self.turn, self.utterance = self.turn + 1, None
+            return self._new_turn() + self._go("idle", now)
+        return []
+
+    def _new_turn(self) -> list[Action]:
+        """Older answers and utterances are stale from now on; one still coming is stopped."""
+        self.turn += 1
+        self._ours, self._pending = [], []
+        answer, self.answer = self.answer, None
+        if answer is not None and not answer.done:
+            return [Publish(t.LLM_CANCEL, {"session": self.session})]
+        return []
+
+    def _ask(self, text: str, now: float) -> AskLLM:
+        if now - self._asked_at > self.settings.session_gap:
+            self._sessions += 1
+            self.session, self.history = f"router-{self._sessions}", []
+        self._asked_at = now
+        self.answer = SpokenAnswer(self.turn)
+        self.history.append({"role": "user", "content": text})
+        return AskLLM(text, self.turn, self.session, tuple(self.history[:-1]))
+
+    def _remember(self, reply: str) -> None:
+        if reply.strip():
+            self.history.append({"role": "assistant", "content": reply.strip()})
+        del self.history[:max(0, len(self.history) - self.settings.history)]
+
+    def _motion(self, action: Any) -> list[Action]:
+        """The movement an answer hands over, if it is one the router knows."""
+        if action == "stop":
+            return [Publish(t.MOVEMENT_STOP, {"reason": "voice"})]
+        if action in {motion for _, motion, _ in MOVES}:
+            return [Publish(t.MOVEMENT_COMMAND, {"action": action})]
+        return []
+
+    def _said(self, sentences: list[str], now: float) -> list[Action]:
+        out = [a for text in sentences for a in self._say(text)]
+        if out and self.state == "speaking":
+            self.deadline = now + self.settings.speaking
+        return out
+
+    def _finished(self, now: float) -> list[Action]:
+        """The answer is complete: idle once its speech has ended (or if there was none)."""
+        if self.state == "speaking" and not self._pending:
             return self._go("idle", now)
+        return []
+
+    def _speech(self, what: str, utt: str | None, now: float) -> list[Action]:
+        if what == "speaking_start" and self.state != "speaking":
+            return self._go("speaking", now)
+        if what == "speaking_end" and self.state == "speaking":
+            if utt in self._pending:
+                self._pending.remove(utt)
+            elif utt is None and self._pending:
+                self._pending.pop(0)
+            if not self._pending and (self.answer is None or self.answer.done):
+                return self._go("idle", now)
+            self.deadline = now + self.settings.speaking
         return []
 
     def _go(self, state: str, now: float, always: bool = False) -> list[Action]:
@@ -155,8 +239,10 @@ class Conversation:
 
     def _say(self, text: str) -> list[Action]:
         self._utts += 1
-        self.utterance = f"r{self._utts}"
-        return [Publish(t.TTS_SAY, {"text": text, "utt_id": self.utterance})]
+        utt = f"r{self._utts}"
+        self._ours.append(utt)
+        self._pending.append(utt)
+        return [Publish(t.TTS_SAY, {"text": text, "utt_id": utt})]
 
 
 def event_from(msg: Message) -> tuple[Any, ...] | None:
@@ -165,6 +251,11 @@ def event_from(msg: Message) -> tuple[Any, ...] | None:
     if problems(msg, spec):
         return None
     data = msg.data
+    if spec is t.LLM_STREAM:
+        turn = data.get("turn")
+        if not isinstance(turn, int) or isinstance(turn, bool):
+            return None
+        return ("delta", turn, data["seq"], data["delta"])
     if spec is t.WAKE_EVENT:
         return ("wake", data["type"])
     if spec is t.STT_FINAL:

@@ -1,9 +1,11 @@
-"""The main demo: TARS's three services on mock pins, and a scripted scene through them.
+"""The main demo: TARS's services on mock pins, and a scripted scene through them.
 
 Starts mosquitto on a free loopback port (or uses ``$MQTT_URL``), runs ``movement``,
-``wake`` and ``router`` as separate processes on mock pins, and plays: the wake button
-is pressed; "please wave" is heard; TARS waves and says so; "what is the weather" is
-heard and, with no LLM running, the fallback is said; a long press cancels. It prints
+``wake``, ``memory``, ``llm`` and ``router`` as separate processes on mock pins, and plays:
+the wake button is pressed; "please wave" is heard; TARS waves and says so; "my cat is
+called Tom" is heard and, with no language model set up, the offline skills say so; "do you
+remember my cat?" is heard, memory is consulted and the streamed answer spoken; a long
+press cancels. It prints
 every message as it flows and the servo angles at the end, then stops everything with
 SIGTERM. Exit 0 when every step happened in time, else 1 naming the step.
 
@@ -31,11 +33,12 @@ from tars_mqtt.testing import Broker
 
 from . import topics as t
 from .common import env_float, publish
-from .conversation import FALLBACK
+from .skills import NO_MODEL
 
-SERVICES = ("movement", "wake", "router")
+SERVICES = ("movement", "wake", "memory", "llm", "router")
 SERVICE_ENV = {"GPIOZERO_PIN_FACTORY": "mock", "TARS_WAKE_SIMULATE": "1",
                "TARS_WAKE_HOLD_TIME": "0.5", "TARS_ROUTER_LLM_TIMEOUT": "1.5"}
+# tars-llm answers offline (its skills) unless TARS_LLM_URL names an endpoint.
 Expect = tuple[str, dict[str, Any]]
 SCENE: tuple[tuple[str, str, dict[str, Any], tuple[Expect, ...]], ...] = (
     ("the wake button is pressed", "wake/simulate", {"action": "press"}, (
@@ -47,11 +50,20 @@ SCENE: tuple[tuple[str, str, dict[str, Any], tuple[Expect, ...]], ...] = (
         ("tts/say", {"text": "Okay, waving."}), ("system/state", {"state": "speaking"}),
         ("movement/status", {"event": "completed", "action": "wave"}),
         ("system/state", {"state": "idle"}))),
-    ('"what is the weather" is heard (no LLM is running)', "stt/final",
-     {"text": "what is the weather"}, (
+    ('"my cat is called Tom" is heard (no language model set up: offline skills answer)',
+     "stt/final", {"text": "my cat is called Tom"}, (
         ("system/state", {"state": "thinking"}),
-        ("llm/request", {"text": "what is the weather"}),
-        ("tts/say", {"text": FALLBACK}), ("system/state", {"state": "speaking"}))),
+        ("llm/request", {"text": "my cat is called Tom"}),
+        ("tts/say", {"text": NO_MODEL}), ("system/state", {"state": "speaking"}),
+        ("system/state", {"state": "idle"}))),
+    ('"do you remember my cat?" is heard: memory is consulted, the answer streams',
+     "stt/final", {"text": "do you remember my cat?"}, (
+        ("system/state", {"state": "thinking"}),
+        ("llm/request", {"text": "do you remember my cat?"}),
+        ("memory/query", {"text": "do you remember my cat?"}), ("memory/results", {}),
+        ("llm/stream", {"seq": 0}),
+        ("tts/say", {"text": "I remember that you said: my cat is called Tom"}),
+        ("system/state", {"state": "speaking"}))),
     ("the wake button is held (long press)", "wake/simulate", {"action": "hold"}, (
         ("wake/event", {"type": "cancel", "source": "button"}),
         ("tts/control", {"action": "stop"}), ("system/state", {"state": "idle"}))),
@@ -126,7 +138,7 @@ class SpeechStub:
 
 def play(url: str, workdir: Path, step_timeout: float) -> None:
     env = {k: v for k, v in os.environ.items() if k != "MQTT_CLIENT_ID"}
-    env.update(SERVICE_ENV, MQTT_URL=url)
+    env.update(SERVICE_ENV, MQTT_URL=url, TARS_MEMORY_DIR=str(workdir / "memory"))
     base = MQTTConfig.from_env(environ=env, client_id="demo")
     quiet = dataclasses.replace(base, enable_health=False, enable_heartbeat=False)
     procs: dict[str, subprocess.Popen[bytes]] = {}

@@ -48,8 +48,8 @@ __all__ = [
     "password_matches",
 ]
 
-SERVICES = ("movement", "wake", "router", "tts", "stt")  # run here, each from its own unit
-PEERS = ("llm",)  # other clients of the bus (contract section 6); no unit here
+SERVICES = ("movement", "wake", "router", "llm", "memory", "tts", "stt")  # each its own unit
+PEERS: tuple[str, ...] = ()  # other clients of the bus (contract section 6); no unit here
 TOOLS = "tools"  # the tars-mqtt CLI and people: read all, send commands
 USERS = (*SERVICES, *PEERS, TOOLS)
 DEFAULT_PREFIX = "/opt/tars"

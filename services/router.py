@@ -1,10 +1,11 @@
 """tars-router: the conversation (:mod:`services.conversation`) on the asyncio client.
 
-Subscribes ``wake/event``, ``stt/final`` and ``tts/status``; handlers only queue the
-machine's events, one loop feeds them (and the deadlines) to :class:`Conversation` and
-carries its actions out: ``system/state`` (retained), ``movement/command``,
-``movement/stop``, ``tts/say``, ``tts/control``, and ``llm/request`` as a request with a
-timeout whose reply, or the fallback sentence, is said.
+Subscribes ``wake/event``, ``stt/final``, ``tts/status`` and ``llm/stream``; handlers only
+queue the machine's events, one loop feeds them (and the deadlines) to
+:class:`Conversation` and carries its actions out: ``system/state`` (retained),
+``movement/command``, ``movement/stop``, ``tts/say``, ``tts/control``, ``llm/cancel``, and
+``llm/request`` as a request whose streamed pieces are said sentence by sentence; no first
+piece (or reply) within ``TARS_ROUTER_LLM_TIMEOUT`` says the fallback sentence.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from tars_mqtt.aio import AsyncMQTTClient
 
 from . import topics as t
 from .common import Tally, problems
-from .conversation import Action, AskLLM, Conversation, RouterSettings, event_from
+from .conversation import Action, AskLLM, Conversation, Publish, RouterSettings, event_from
 from .runtime import AsyncService, run_async
 
 __all__ = ["Router", "main", "setup"]
@@ -36,7 +37,10 @@ class Router:
         self.tally = Tally()
         self.events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self.tasks: set[asyncio.Task[None]] = set()
-        for spec in (t.WAKE_EVENT, t.STT_FINAL, t.TTS_STATUS):
+        self.first_words: dict[int, asyncio.Event] = {}  # turn -> its first piece came
+        topics = (t.WAKE_EVENT, t.STT_FINAL, t.TTS_STATUS) + ((t.LLM_STREAM,) if
+                                                              settings.stream else ())
+        for spec in topics:
             client.subscribe(spec.name, self.on_message, qos=spec.qos)
 
     async def on_message(self, msg: Message) -> None:
@@ -57,6 +61,8 @@ class Router:
                 event = await asyncio.wait_for(self.events.get(), wait)
             except TimeoutError:
                 event = ("timeout",)
+            if event[0] == "delta" and event[1] in self.first_words:
+                self.first_words[event[1]].set()
             await self._perform(self.machine.handle(event, time.monotonic()))
 
     async def _perform(self, actions: list[Action]) -> None:
@@ -74,22 +80,39 @@ class Router:
                 log.warning("not published on %s: %s", action.spec.name, exc)
 
     async def _ask(self, ask: AskLLM) -> None:
-        reply = None
+        """Ask; the first piece must come within the LLM timeout, the reply within the
+        answer timeout. No answer (or one with ``error``) is fed back as None."""
+        reply, action = None, None
+        data: dict[str, Any] = {"text": ask.text, "turn": ask.turn, "session": ask.session}
+        if ask.history:
+            data["history"] = list(ask.history)
+        first = self.first_words[ask.turn] = asyncio.Event()
+        asking = asyncio.ensure_future(self.client.request(
+            t.LLM_REQUEST.name, t.LLM_REQUEST.event_type, data, self.settings.answer_timeout,
+            reply_topic=t.LLM_RESPONSE.name))
+        started = asyncio.ensure_future(first.wait())
         try:
-            msg = await self.client.request(t.LLM_REQUEST.name, t.LLM_REQUEST.event_type,
-                                            {"text": ask.text}, self.settings.llm_timeout,
-                                            reply_topic=t.LLM_RESPONSE.name)
-            data = msg.data if isinstance(msg.data, dict) else {}
-            if isinstance(data.get("reply"), str) and data["reply"] and not data.get("error"):
-                reply = data["reply"]
+            await asyncio.wait({asking, started}, timeout=self.settings.llm_timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+            if not (asking.done() or started.done()):
+                raise RequestTimeout(f"no first words within {self.settings.llm_timeout} s")
+            msg = await asking
+            answer = msg.data if isinstance(msg.data, dict) else {}
+            if isinstance(answer.get("reply"), str) and not answer.get("error"):
+                reply = answer["reply"]
+                action = answer.get("action") if isinstance(answer.get("action"), str) else None
             else:
-                log.warning("the LLM answered with an error: %s", data.get("error", data))
-        except RequestTimeout:
-            log.warning("no LLM answer within %s s: the fallback is spoken",
-                        self.settings.llm_timeout)
+                log.warning("the LLM answered with an error: %s", answer.get("error", answer))
+        except RequestTimeout as exc:
+            log.warning("%s: the fallback is spoken", exc)
+            await self._perform([Publish(t.LLM_CANCEL, {"session": ask.session})])
         except MQTTError as exc:
             log.warning("llm request failed: %s", exc)
-        self.events.put_nowait(("answer", ask.turn, reply))
+        finally:
+            asking.cancel()
+            started.cancel()
+            self.first_words.pop(ask.turn, None)
+        self.events.put_nowait(("answer", ask.turn, reply, action))
 
 
 def setup(client: AsyncMQTTClient) -> AsyncService:

@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "LLM_REQUEST", "LLM_RESPONSE", "MOVEMENT_COMMAND", "MOVEMENT_STATUS", "MOVEMENT_STOP",
-    "STT_FINAL", "STT_PARTIAL", "SYSTEM_STATE", "TABLE", "TTS_CONTROL", "TTS_SAY", "TTS_STATUS",
-    "WAKE_EVENT", "WAKE_SIMULATE", "TopicSpec", "check_payload", "spec_for",
+    "CHARACTER_CURRENT", "CHARACTER_GET", "CHARACTER_RESULT", "CHARACTER_UPDATE", "LLM_CANCEL",
+    "LLM_REQUEST", "LLM_RESPONSE", "LLM_STREAM", "MEMORY_QUERY", "MEMORY_RESULTS",
+    "MOVEMENT_COMMAND", "MOVEMENT_STATUS", "MOVEMENT_STOP", "STT_FINAL", "SYSTEM_STATE", "TABLE",
+    "TTS_CONTROL", "TTS_SAY", "TTS_STATUS", "WAKE_EVENT", "WAKE_SIMULATE", "TopicSpec",
+    "check_payload", "spec_for",
 ]
 
 
@@ -60,9 +62,9 @@ MOVEMENT_STATUS = _spec("movement/status", 1, "movement.status", "movement", "ro
                         {"event": (str,), "action": (str,), "error": (str,), "angles": (dict,)},
                         "error angles", values={"event": _STATUS_EVENTS})
 STT_PARTIAL = _spec("stt/partial", 0, "stt.partial", "stt", "tools", {"text": (str,)})
-STT_FINAL = _spec("stt/final", 1, "stt.final", "stt", "router",
+STT_FINAL = _spec("stt/final", 1, "stt.final", "stt", "router memory",
                   {"text": (str,), "lang": (str,), "confidence": _NUM}, "lang confidence")
-TTS_SAY = _spec("tts/say", 1, "tts.say", "router tools", "tts",
+TTS_SAY = _spec("tts/say", 1, "tts.say", "router tools", "tts memory",
                 {"text": (str,), "utt_id": (str,), "voice": (str,), "rate": _NUM},
                 "utt_id voice rate")
 TTS_STATUS = _spec("tts/status", 0, "tts.status", "tts", "router stt wake",
@@ -72,15 +74,48 @@ TTS_STATUS = _spec("tts/status", 0, "tts.status", "tts", "router stt wake",
 TTS_CONTROL = _spec("tts/control", 1, "tts.control", "router tools", "tts",
                     {"action": (str,)}, values={"action": frozenset({"stop", "pause", "resume",
                                                                      "mute", "unmute"})})
-LLM_REQUEST = _spec("llm/request", 1, "llm.request", "router", "llm", {"text": (str,)})
+# A question for tars-llm, sent as a request (reply topic llm/response). ``history`` is the
+# conversation so far, ``[{role: "user"|"assistant", content}]``, oldest first; ``turn`` is
+# the asker's own number for the question, echoed on every llm/stream piece of the answer.
+LLM_REQUEST = _spec("llm/request", 1, "llm.request", "router", "llm",
+                    {"text": (str,), "history": (list,), "session": (str,), "turn": (int,)},
+                    "history session turn")
+# The answer as it is written: ``delta`` is the next piece of text, ``seq`` counts the pieces
+# of one answer from 0 (a gap shows a lost piece); ``correlate`` is the request's id.
+LLM_STREAM = _spec("llm/stream", 0, "llm.stream", "llm", "router",
+                   {"delta": (str,), "seq": (int,), "turn": (int,)}, "turn")
+# The whole answer, once, correlated to the request. ``action`` (a motion or "stop") asks the
+# router to carry out that movement intent; ``error`` says why there is no (whole) answer.
 LLM_RESPONSE = _spec("llm/response", 1, "llm.response", "llm", "router",
-                     {"reply": (str,), "error": (str,)}, "error")
+                     {"reply": (str,), "error": (str,), "action": (str,)}, "error action")
+# Stop answering request ``request`` (its envelope id) at once, or every request of
+# ``session`` sent before this cancel (by the envelopes' ``ts``).
+LLM_CANCEL = _spec("llm/cancel", 1, "llm.cancel", "router", "llm",
+                   {"request": (str,), "session": (str,)}, "request session")
+# What was said before that matches ``text``: up to ``k`` turns, best first (reply topic
+# memory/results); each result is ``{text, role: "heard"|"said", ts, score, id, correlate?}``.
+MEMORY_QUERY = _spec("memory/query", 1, "memory.query", "llm", "memory",
+                     {"text": (str,), "k": (int,)}, "k")
+MEMORY_RESULTS = _spec("memory/results", 1, "memory.results", "memory", "llm",
+                       {"results": (list,), "error": (str,)}, "error")
+_PERSONA: dict[str, tuple[type, ...]] = {
+    "name": (str,), "description": (str,), "traits": (dict,), "voice": (dict,)}
+CHARACTER_CURRENT = _spec("system/character/current", 1, "character.current", "memory", "llm",
+                          _PERSONA, retain=True)
+CHARACTER_GET = _spec("character/get", 1, "character.get", "tools", "memory", {})
+CHARACTER_RESULT = _spec("character/result", 1, "character.result", "memory", "tools",
+                         {**_PERSONA, "error": (str,)}, "name description traits voice error")
+# Set one trait (0..100, e.g. humor) of the persona; it is kept across restarts.
+CHARACTER_UPDATE = _spec("character/update", 1, "character.update", "tools", "memory",
+                         {"trait": (str,), "value": _NUM})
 SYSTEM_STATE = _spec("system/state", 1, "system.state", "router", "wake tools",
                      {"state": (str,)}, retain=True, values={"state": _STATES})
 
 TABLE: tuple[TopicSpec, ...] = (
-    WAKE_EVENT, MOVEMENT_COMMAND, MOVEMENT_STOP, MOVEMENT_STATUS, STT_PARTIAL, STT_FINAL,
-    TTS_SAY, TTS_STATUS, TTS_CONTROL, LLM_REQUEST, LLM_RESPONSE, SYSTEM_STATE, WAKE_SIMULATE,
+    WAKE_EVENT, MOVEMENT_COMMAND, MOVEMENT_STOP, MOVEMENT_STATUS, STT_FINAL, TTS_SAY,
+    TTS_STATUS, TTS_CONTROL, LLM_REQUEST, LLM_RESPONSE, SYSTEM_STATE, WAKE_SIMULATE,
+    LLM_STREAM, LLM_CANCEL, MEMORY_QUERY, MEMORY_RESULTS, CHARACTER_CURRENT, CHARACTER_GET,
+    CHARACTER_RESULT, CHARACTER_UPDATE, STT_PARTIAL,
 )
 
 

@@ -3,12 +3,16 @@
 Retained ``system/health/{id}`` says ok or not (and why); ``system/keepalive/{id}`` is not
 retained, so a heartbeat's freshness can only be seen by listening. A client whose health
 says ok is *stale* when no heartbeat arrived within ``stale_after`` seconds of listening,
-or its last one is older than that. :class:`HealthBook` holds the facts and judges them
-(pure, with the times passed in); the command only feeds it and prints its table.
+or its last one is older than that. A client whose last health is ``shutdown`` stopped
+cleanly, on purpose: it is not judged unless named or asked for (``--all``), so a stopped
+service or a short script that came and went does not fail every later check.
+:class:`HealthBook` holds the facts and judges them (pure, with the times passed in); the
+command only feeds it and prints its table.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +48,18 @@ class Row:
     status: str
     healthy: bool
     waiting: bool = False  # ok so far, but no heartbeat yet and still listening
+    judged: bool = True    # False: it shut down cleanly, and nobody asked about it
+
+    def to_json(self) -> dict[str, Any]:
+        """The row for ``--json``: ages in seconds (None when unknown)."""
+        return {"client": self.client, "ok": self.ok, "event": self.event,
+                "health_age": _rounded(self.health_age), "heartbeat_age":
+                _rounded(self.beat_age), "status": self.status, "healthy": self.healthy,
+                "judged": self.judged}
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
 
 
 class HealthBook:
@@ -69,12 +85,21 @@ class HealthBook:
                 _read_health(entry, msg)
         self.changed.set()
 
-    def rows(self, now: float, wall_now: float, only: list[str] | None = None) -> list[Row]:
-        """Judge every client (or just ``only``; missing ones are unhealthy), sorted by id."""
+    def rows(self, now: float, wall_now: float, only: list[str] | None = None, *,
+             stopped: bool = False) -> list[Row]:
+        """Every client (or just ``only``; missing ones are unhealthy), sorted by id.
+
+        Clients that shut down cleanly come with ``judged=False`` unless named in ``only``
+        or ``stopped`` is true.
+        """
         with self._lock:
             entries = dict(self._entries)
         names = sorted(entries) if not only else list(dict.fromkeys(only))
-        return [self._judge(name, entries.get(name), now, wall_now) for name in names]
+        rows = [self._judge(name, entries.get(name), now, wall_now) for name in names]
+        if only or stopped:
+            return rows
+        return [dataclasses.replace(r, judged=False) if _shut_down(entries[r.client]) else r
+                for r in rows]
 
     def _judge(self, client: str, entry: _Entry | None, now: float, wall_now: float) -> Row:
         if entry is None:
@@ -93,6 +118,11 @@ class HealthBook:
         else:
             status, waiting = "waiting for a heartbeat", True
         return Row(client, entry.ok, entry.event, health_age, beat_age, status, healthy, waiting)
+
+
+def _shut_down(entry: _Entry) -> bool:
+    return entry.ok is False and entry.event == "shutdown"
+
 
 def _read_health(entry: _Entry, msg: Message) -> None:
     env = msg.envelope

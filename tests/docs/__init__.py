@@ -16,4 +16,14 @@ string is the language, as GitHub renders it; the other words are for these test
 - A ```` ```python ```` block with no word after it is allowed only in the docs the tests
   do not own (it is then compiled, not run); in README.md and the docs listed in
   ``support.OWNED`` every python block says what it is.
+- ```` ```console run ````: a shell transcript (``$ command`` lines, each followed by its
+  output, ``*`` for anything), run by bash with ``tars-mqtt`` on the PATH against a
+  mosquitto with a small simulated robot (tests/docs/test_cli_doc.py). Every
+  ``tars-mqtt`` command line of any ``sh`` or ``console`` block must parse.
+
+Safe next to a running robot: every program that runs (doc blocks and examples) is
+watched (``support.RobotWatch``). It must not take a real service's client id, must not
+send on a topic of the robot's table (unless tagged ```` ```python run robot ```` and
+saying so), and must leave no retained health that ``tars-mqtt health`` would judge
+(a clean ``shutdown`` is fine: health leaves those out).
 """

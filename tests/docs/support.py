@@ -8,9 +8,12 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.install import USERS
+from services.topics import TABLE
 from tars_mqtt import Message, MQTTClient, MQTTConfig
 from tars_mqtt.testing import Broker
 
@@ -18,7 +21,15 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 # The files whose python blocks must all be tagged (see tests/docs/__init__.py).
 OWNED = ("README.md", "docs/configuration.md", "docs/api.md", "docs/migration.md",
-         "docs/extending.md")
+         "docs/extending.md", "docs/async.md", "docs/request-reply.md", "docs/cli.md",
+         "docs/deploy.md")
+# Client ids of the robot's own processes: a documented program that took one would
+# throw the running service off the broker.
+REAL_IDS = frozenset({"movement", "wake", "router", "tts", "stt", "llm", "memory", "ui",
+                      *USERS})
+# Topics the robot's services act on (the topic table): a documented program sends on
+# one only if that is its point, tagged `robot` and saying so.
+ROBOT_TOPICS = frozenset(spec.name for spec in TABLE)
 RUN_TIMEOUT = 30.0
 
 
@@ -202,3 +213,78 @@ class ServiceProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+class RobotWatch:
+    """What a documented program did that would matter next to a running robot.
+
+    Started before the program runs: it sees every client id that publishes health and
+    every message on a topic of the robot's table. After the run, :meth:`problems` adds
+    the retained health left behind that ``tars-mqtt health`` would judge (anything but a
+    clean ``shutdown``).
+    """
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.client_ids: set[str] = set()
+        self.robot_topics: set[str] = set()
+        self._lock = threading.Lock()
+        self.client = MQTTClient(MQTTConfig(url=broker.url, client_id="docs-robot-watch",
+                                            enable_health=False, enable_heartbeat=False))
+        self.client.subscribe("#", self._on, qos=1, raw=True)
+        self.client.start()
+
+    def _on(self, msg: Message) -> None:
+        with self._lock:
+            if msg.topic.startswith("system/health/"):
+                self.client_ids.add(msg.topic.split("/", 2)[2])
+            if msg.topic in ROBOT_TOPICS:
+                self.robot_topics.add(msg.topic)
+
+    def stop(self) -> None:
+        self.client.stop(timeout=2)
+
+    def retained_health(self) -> dict[str, str]:
+        """Client id -> event of every retained health now on the broker.
+
+        A non-retained marker published after subscribing comes after every retained
+        message (the broker sends those right after the SUBACK, on one ordered link, and
+        one subscription hands messages over in order): once it is in, all are.
+        """
+        marker = f"docs-marker-{uuid.uuid4().hex[:8]}"
+        found: dict[str, str] = {}
+        done = threading.Event()
+
+        def on_health(msg: Message) -> None:
+            client_id = msg.topic.split("/", 2)[2]
+            if client_id == marker:
+                done.set()
+            elif msg.retain:
+                found[client_id] = (str(msg.data.get("event")) if isinstance(msg.data, dict)
+                                    else repr(msg.payload[:40]))
+
+        with MQTTClient(MQTTConfig(url=self.broker.url, client_id="docs-retained",
+                                   enable_health=False, enable_heartbeat=False)) as reader:
+            reader.subscribe("system/health/+", on_health, qos=1, raw=True)
+            reader.publish(f"system/health/{marker}", b"marker", qos=1).wait(5)
+            assert done.wait(10), "the marker never came back"
+        return found
+
+    def problems(self, *, robot: bool = False, own: frozenset[str] = frozenset()) -> list[str]:
+        """What is wrong; ``robot``: the program is meant to talk to the robot's services.
+
+        ``own`` are the test's own client ids (left out).
+        """
+        out = []
+        with self._lock:
+            taken = sorted(self.client_ids & REAL_IDS)
+            sent = sorted(self.robot_topics)
+        if taken:
+            out.append(f"took a real service's client id: {taken}")
+        if sent and not robot:
+            out.append(f"sent on the robot's topics {sent} without saying it is meant to")
+        left = {cid: ev for cid, ev in self.retained_health().items()
+                if ev != "shutdown" and cid not in own}
+        if left:
+            out.append(f"left retained health that `tars-mqtt health` judges: {left}")
+        return out

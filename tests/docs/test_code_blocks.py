@@ -16,14 +16,21 @@ from tars_mqtt.testing import Broker
 
 from .support import (
     OWNED,
+    REAL_IDS,
     ROOT,
     Block,
     HealthWatch,
+    RobotWatch,
     ServiceProcess,
     blocks,
     doc_files,
     run_program,
 )
+
+# Docs whose every python block must use an id of its own (the others describe the
+# services themselves, e.g. how movement builds its config).
+OWNED_BY_CLI_SAFETY = ("README.md", "docs/async.md", "docs/request-reply.md",
+                       "docs/migration.md", "docs/extending.md", "docs/cli.md")
 
 ALL = [block for path in doc_files() for block in blocks(path)]
 PYTHON = [b for b in ALL if b.lang == "python"]
@@ -76,6 +83,16 @@ def test_excerpt_is_in_its_file(block: Block) -> None:
 def test_program_runs(block: Block, broker: Broker, tmp_path: Path) -> None:
     program = tmp_path / "program.py"
     program.write_text(block.code)
+    robot = RobotWatch(broker)
+    try:
+        _run(block, program, broker, tmp_path)
+        problems = robot.problems(robot="robot" in block.tags)
+    finally:
+        robot.stop()
+    assert not problems, f"{block.id} is not safe next to a running robot: {problems}"
+
+
+def _run(block: Block, program: Path, broker: Broker, tmp_path: Path) -> None:
     if "run_forever()" in block.code or "service" in block.tags:
         watch = HealthWatch(broker)
         service = ServiceProcess(program, broker, tmp_path / "program.log")
@@ -98,6 +115,19 @@ def test_program_runs(block: Block, broker: Broker, tmp_path: Path) -> None:
     expected = expected_output(block)
     if expected is not None:
         assert out.stdout == expected, f"{block.id}: output differs"
+
+
+_CLIENT_ID = re.compile(r"""client_id\s*=\s*["']([^"']+)["']|identifier\s*=\s*["']([^"']+)["']""")
+SAFETY_CHECKED = [b for b in PYTHON if b.path in OWNED_BY_CLI_SAFETY]
+
+
+@pytest.mark.parametrize("block", SAFETY_CHECKED, ids=lambda b: b.id)
+def test_block_uses_its_own_client_id(block: Block) -> None:
+    for match in _CLIENT_ID.finditer(block.code):
+        name = match.group(1) or match.group(2)
+        assert name not in REAL_IDS, \
+            f"{block.id}: client id {name!r} is a real service's; run next to the robot" \
+            " it would throw that service off the broker"
 
 
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")

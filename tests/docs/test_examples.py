@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
+from services.topics import MOVEMENT_COMMAND, check_payload
 from tars_mqtt import ClientStats, Message, MQTTClient, PublishError
 from tars_mqtt.testing import Broker, ManualClock
 
-from .support import ROOT, run_program
+from .support import REAL_IDS, ROOT, RobotWatch, run_program
 
 MakeClient = Callable[..., MQTTClient]
 
@@ -75,11 +76,34 @@ def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
+def run_watched(name: str, broker: Broker) -> str:
+    """Run examples/<name>.py; its stdout, once it exited 0 and harmed no robot."""
+    robot = RobotWatch(broker)
+    try:
+        out = run_program(ROOT / "examples" / f"{name}.py", broker)
+        problems = robot.problems()
+    finally:
+        robot.stop()
+    assert out.returncode == 0, out.stderr
+    assert not problems, f"examples/{name}.py is not safe next to a running robot: {problems}"
+    return out.stdout
+
+
 @pytest.mark.parametrize("name", sorted(OUTPUTS))
 def test_example_main_runs(name: str, broker: Broker) -> None:
-    out = run_program(ROOT / "examples" / f"{name}.py", broker)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout == OUTPUTS[name]
+    assert run_watched(name, broker) == OUTPUTS[name]
+
+
+@pytest.mark.parametrize("name", ["request_reply", "async_service"])
+def test_colleague_example_is_safe_next_to_a_robot(name: str, broker: Broker) -> None:
+    run_watched(name, broker)  # what it prints is checked by tests/integration
+
+
+def test_every_example_has_its_own_client_ids() -> None:
+    for path in sorted((ROOT / "examples").glob("*.py")):
+        ids = re.findall(r"""client_id\s*=\s*["']([^"']+)["']""", path.read_text())
+        assert ids, f"{path.name}: names no client id"
+        assert not set(ids) & REAL_IDS, f"{path.name} takes a real service's id: {ids}"
 
 
 def test_every_new_example_is_run_here() -> None:
@@ -188,33 +212,49 @@ def test_typed_handler_gets_models_and_rejects_the_rest(make_client: MakeClient)
     got: list[Any] = []
     arrived = threading.Event()
 
-    @topics.handler("movement/command", typed.MovementCommand)  # type: ignore[untyped-decorator]
+    @topics.handler("example/movement/command", typed.MovementCommand)  # type: ignore[untyped-decorator]
     def on_command(cmd: Any, msg: Message) -> None:
         got.append(cmd)
         arrived.set()
 
     for bad in (b"not json", b'{"action": "wave"}'):
-        router.publish("movement/command", bad, qos=1).wait(5)
-    router.publish_event("movement/command", "movement.other", {"action": "wave"}).wait(5)
-    router.publish_event("movement/command", "movement.command",
+        router.publish("example/movement/command", bad, qos=1).wait(5)
+    router.publish_event("example/movement/command", "movement.other", {"action": "wave"}).wait(5)
+    router.publish_event("example/movement/command", "movement.command",
                          {"action": "wave", "params": "high"}).wait(5)
-    router.publish_event("movement/command", "movement.command",
+    router.publish_event("example/movement/command", "movement.command",
                          {"action": 3}).wait(5)
     typed.TypedTopics(router, typed.ROUTES).publish(
-        "movement/command", typed.MovementCommand("bow", speed=2)).wait(5)
+        "example/movement/command", typed.MovementCommand("bow", speed=2)).wait(5)
     assert arrived.wait(10)
     assert got == [typed.MovementCommand("bow", speed=2.0)]
     assert topics.rejected == 5
     assert movement.stats().handler_errors == 0
 
 
+def test_typed_publish_fits_the_robots_movement_command(make_client: MakeClient) -> None:
+    """What the example sends is what the real movement service accepts: no null params."""
+    typed = load("typed_handlers")
+    watcher, sender = make_client(), make_client()
+    inbox = Inbox(watcher, "example/movement/command")
+    topics = typed.TypedTopics(sender, typed.ROUTES)
+    topics.publish("example/movement/command", typed.MovementCommand("wave", speed=1.5)).wait(5)
+    topics.publish("example/movement/command",
+                   typed.MovementCommand("point", params={"side": "left"})).wait(5)
+    first, second = inbox.wait(2)
+    assert first.data == {"action": "wave", "speed": 1.5}
+    assert second.data == {"action": "point", "speed": 1.0, "params": {"side": "left"}}
+    for msg in (first, second):
+        assert check_payload(MOVEMENT_COMMAND, msg.data) == []
+
+
 def test_typed_topics_refuse_the_wrong_model(make_client: MakeClient) -> None:
     typed = load("typed_handlers")
     topics = typed.TypedTopics(make_client(start=False), typed.ROUTES)
     with pytest.raises(TypeError, match="carries MovementCommand"):
-        topics.publish("movement/command", typed.MovementStatus("completed", "wave"))
+        topics.publish("example/movement/command", typed.MovementStatus("completed", "wave"))
     with pytest.raises(TypeError, match="carries MovementStatus"):
-        topics.handler("movement/status", typed.MovementCommand)
+        topics.handler("example/movement/status", typed.MovementCommand)
 
 
 # stats exporter ----------------------------------------------------------------------

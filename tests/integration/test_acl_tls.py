@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import getpass
 import itertools
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ import pytest
 from services.install import BrokerSettings, TLSListener, broker_conf, install
 from tars_mqtt import ConnectError, Message, MQTTClient, MQTTConfig, PublishError
 from tars_mqtt.testing import Broker, free_port, wait_for_port
+from tests.support.tls import Certs, make_certs
 
 _ids = itertools.count(1)
 _LOG_LINES = "\n".join(["log_dest stderr", "log_type error", "log_type warning",
@@ -47,41 +46,9 @@ class RobotBroker(Broker):
         return self
 
 
-@dataclass
-class Certs:
-    ca: Path
-    cert: Path
-    key: Path
-    wrong_cert: Path  # signed by the same CA, but for wrong.example
-    wrong_key: Path
-
-
-def _openssl(*args: str | Path) -> None:
-    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True, timeout=30)
-
-
-def _server_cert(d: Path, ca: Path, ca_key: Path, name: str, san: str) -> tuple[Path, Path]:
-    key, csr, cert, ext = d / f"{name}.key", d / f"{name}.csr", d / f"{name}.crt", d / f"{name}.ext"
-    ext.write_text(f"subjectAltName={san}\nbasicConstraints=CA:FALSE\n"
-                   "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n")
-    _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-keyout", key, "-out", csr, "-subj", f"/CN={name}")
-    _openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
-             "-days", "2", "-out", cert, "-extfile", ext)
-    return cert, key
-
-
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    d = tmp_path_factory.mktemp("certs")
-    ca, ca_key = d / "ca.crt", d / "ca.key"
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=TARS test CA",
-             "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    cert, key = _server_cert(d, ca, ca_key, "localhost", "DNS:localhost,IP:127.0.0.1")
-    wrong_cert, wrong_key = _server_cert(d, ca, ca_key, "wrong.example", "DNS:wrong.example")
-    return Certs(ca, cert, key, wrong_cert, wrong_key)
+    return make_certs(tmp_path_factory.mktemp("certs"))
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ console script runs once as a subprocess for the entry point, ``--watch`` and si
 from __future__ import annotations
 
 import json
-import os
 import queue
 import shutil
 import signal
@@ -25,36 +24,17 @@ from tars_mqtt.cli._health import HealthBook, age
 from tars_mqtt.cli._show import message_line, safe
 from tars_mqtt.envelope import Envelope, decode_envelope
 from tars_mqtt.testing import Broker, free_port
+from tests.support.cli import no_env_broker, one_error_line, url
+
+__all__ = ["no_env_broker", "url"]  # fixtures used by name
 
 CLI = shutil.which("tars-mqtt", path=str(Path(sys.executable).parent)) or "tars-mqtt"
-
-
-@pytest.fixture(autouse=True)
-def _no_env_broker(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's own MQTT_* settings must not leak into what the tests check."""
-    for name in list(os.environ):
-        if name.startswith("MQTT_"):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture
-def url(broker: Broker, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The test broker's URL, also as MQTT_URL (what the command reads by default)."""
-    monkeypatch.setenv("MQTT_URL", broker.url)
-    return broker.url
 
 
 def collect(client: MQTTClient, topic_filter: str) -> queue.Queue[Message]:
     received: queue.Queue[Message] = queue.Queue()
     client.subscribe(topic_filter, received.put, qos=1, raw=True)
     return received
-
-
-def one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got {err!r}"
-    assert lines[0].startswith("tars-mqtt: error: ")
-    return lines[0]
 
 
 # pub ------------------------------------------------------------------------------------
@@ -214,15 +194,28 @@ def test_health_of_a_live_client_is_ok(url: str, make_client: Callable[..., MQTT
     assert (code, status) == (0, {live.config.client_id: "ok"})
 
 
-def test_health_of_a_stopped_client_fails(url: str, make_client: Callable[..., MQTTClient],
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_health_leaves_out_clients_that_shut_down_cleanly(
+        url: str, make_client: Callable[..., MQTTClient],
+        capsys: pytest.CaptureFixture[str]) -> None:
     live, stopped = make_client(heartbeat_interval=0.2), make_client(heartbeat_interval=0.2)
-    stopped.stop()
-    code, status = health(capsys, "--stale-after", "5")
+    stopped.stop()  # its retained health now says "shutdown"
+    assert main(["health", "--wait", "0.2", "--stale-after", "5"]) == 0
+    out = capsys.readouterr().out
+    assert f"1 stopped cleanly, not judged; --all shows them: {stopped.config.client_id}" in out
+    code, status = health(capsys, "--stale-after", "5", "--all")
     assert code == 1
     assert status == {live.config.client_id: "ok",
                       stopped.config.client_id: "not ok: shutdown"}
+    # named, a stopped client is judged: it is not running
+    assert health(capsys, "--stale-after", "5", stopped.config.client_id)[0] == 1
     assert health(capsys, "--stale-after", "5", live.config.client_id)[0] == 0
+
+
+def test_health_of_only_stopped_clients_fails(url: str, make_client: Callable[..., MQTTClient],
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    make_client().stop()
+    assert main(["health", "--wait", "0.2"]) == 1
+    assert "no running client publishes health" in capsys.readouterr().out
 
 
 def test_health_of_a_killed_client_fails(url: str, make_client: Callable[..., MQTTClient],
@@ -256,7 +249,7 @@ def test_health_without_heartbeat_is_stale(url: str, make_client: Callable[..., 
 def test_health_with_nothing_to_report_fails(url: str,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["health", "--wait", "0.1"]) == 1
-    assert "no client has published health" in capsys.readouterr().out
+    assert "no running client publishes health" in capsys.readouterr().out
     code, status = health(capsys, "ghost")
     assert (code, status) == (1, {"ghost": "missing: no health, no heartbeat"})
 

@@ -44,15 +44,18 @@ def test_the_demo_plays_the_whole_scene_and_exits_0(tmp_path: Path) -> None:
         line(r"router\s+movement/command\s+movement\.command\s+action=wave"),
         line(r"router\s+tts/say\s+tts\.say\s+text=Okay, waving\."),
         line(r"movement\s+movement/status\s+movement\.status\s+event=completed action=wave"),
-        line(r"router\s+llm/request\s+llm\.request\s+text=what is the weather"),
-        line(r"tts/say\s+tts\.say\s+text=Sorry, I cannot think right now"),
+        line(r"router\s+llm/request\s+llm\.request\s+text=my cat is called Tom"),
+        line(r"router\s+tts/say\s+tts\.say\s+text=I cannot look that up"),
+        line(r"llm\s+memory/query\s+memory\.query\s+text=do you remember my cat"),
+        line(r"llm\s+llm/stream\s+llm\.stream\s+delta=I remember"),
+        line(r"router\s+tts/say\s+tts\.say\s+text=I remember that you said: my cat is called Tom"),
         line(r"wake\s+wake/event\s+wake\.event\s+type=cancel"),
         line(r"router\s+tts/control\s+tts\.control\s+action=stop"),
         line(r"servo angles at the end"),
     ]
     assert order == sorted(order), out
     assert re.search(r"right_arm\s+-?\d+\.\d\d°", out)
-    for name in ("movement", "wake", "router"):
+    for name in ("movement", "wake", "memory", "llm", "router"):
         line(rf"{name}\s+system/health/{name}\s+system\.health\s+ok=False event=shutdown")
     assert "demo: ok" in lines[-1]
     assert list(tmp_path.glob("tars-demo-*")) == []  # cleaned up after a success

@@ -83,11 +83,12 @@ _CHILD = """
 import sys, threading
 from tars_mqtt import MQTTClient, MQTTConfig
 client = MQTTClient(MQTTConfig(url=sys.argv[1], client_id=sys.argv[2], heartbeat_interval=30))
-client.start(timeout=10)
-print("started", flush=True)
 if sys.argv[3] == "run_forever":
-    client.run_forever()         # SIGTERM: a clean stop
+    print("started", flush=True)
+    client.run_forever()         # starts after its SIGTERM handler is in: a clean stop
 else:
+    client.start(timeout=10)
+    print("started", flush=True)
     threading.Event().wait(60)   # SIGKILL arrives long before this
 """
 

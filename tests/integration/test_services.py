@@ -252,7 +252,7 @@ def test_router_state_machine_llm_fallback_and_cancel(
         llm.subscribe("llm/request", lambda m: llm.reply(m, "llm.response", {
             "reply": f"You asked: {m.data['text']}"}), qos=1)
         mark = hear("what is the weather")
-        assert rec.wait("llm/request", after=mark).data == {"text": "what is the weather"}
+        assert rec.wait("llm/request", after=mark).data["text"] == "what is the weather"
         say_and_speak(rec, "You asked: what is the weather", mark)
 
     mark = hear("what is the weather")  # no LLM: the fallback after the timeout

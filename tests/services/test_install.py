@@ -33,6 +33,7 @@ from tars_mqtt import MQTTConfig
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = [f"tars-{s}.service" for s in SERVICES]
+NO_PINS = {"llm", "memory"}  # no GPIO group, no devices at all
 AUDIO = {"tts", "stt"}  # the sound card, no GPIO
 
 
@@ -217,7 +218,8 @@ def test_service_units_say_what_the_issue_asks(unit: str) -> None:
         ("Service", "EnvironmentFile"): f"/etc/tars/{service}.env",
         ("Service", "Restart"): "on-failure",
         ("Service", "User"): "tars",
-        ("Service", "SupplementaryGroups"): "audio" if service in AUDIO else "gpio",
+        ("Service", "SupplementaryGroups"): None if service in NO_PINS else
+        "audio" if service in AUDIO else "gpio",
         ("Service", "NoNewPrivileges"): "yes",
         ("Service", "ProtectSystem"): "strict",
         ("Service", "ProtectHome"): "yes",
@@ -228,9 +230,13 @@ def test_service_units_say_what_the_issue_asks(unit: str) -> None:
     assert {k: keys.get(k) for k in expected} == expected
     assert "mosquitto.service" in keys[("Unit", "After")].split()
     assert int(keys[("Service", "WatchdogSec")]) > 0
-    device = "char-alsa rw" if service in AUDIO else "char-gpiochip rw"
-    assert ("Service", "DeviceAllow", device) in found
-    assert ("Service", "PrivateDevices") not in keys, "it would hide the devices"
+    if service in NO_PINS:
+        assert keys[("Service", "PrivateDevices")] == "yes"
+        assert ("Service", "DeviceAllow") not in keys
+    else:
+        device = "char-alsa rw" if service in AUDIO else "char-gpiochip rw"
+        assert ("Service", "DeviceAllow", device) in found
+        assert ("Service", "PrivateDevices") not in keys, "it would hide the devices"
     assert keys[("Service", "WorkingDirectory")] == f"/run/tars-{service}"  # lgpio writes there
     hidden = keys[("Service", "InaccessiblePaths")].split()
     assert f"-/etc/tars/{service}.password" not in hidden

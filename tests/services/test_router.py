@@ -86,7 +86,8 @@ def test_anything_else_asks_the_llm_and_says_its_reply(conv: Conversation) -> No
     conv.handle(("wake", "wake"), 0.0)
     actions = conv.handle(("heard", "what is the weather"), 1.0)
     assert said(actions) == [("system/state", {"state": "thinking"}),
-                             ("ask", {"text": "what is the weather", "turn": 2})]
+                             ("ask", {"text": "what is the weather", "turn": 2,
+                                      "session": "router-1", "history": ()})]
     assert said(conv.handle(("answer", 2, "Sunny."), 2.0)) == [
         ("tts/say", {"text": "Sunny.", "utt_id": "r1"})]
 
