@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from tars_mqtt import ConfigError
 
 from .common import env_float
-from .stt_grammar import MODES, Heard, build_grammar, choose
+from .stt_grammar import FLOOR, MODES, Heard, build_grammar, choose
 
 __all__ = ["RATE", "Pocketsphinx", "Recognizer", "VoiceActivity", "Whisper",
            "recognizer_from_env"]
@@ -69,11 +69,11 @@ class Pocketsphinx:
     name = "pocketsphinx"
     lang = "en"
 
-    def __init__(self, *, mode: str = "both", margin: float = 1.0,
+    def __init__(self, *, mode: str = "both", floor: float = FLOOR, margin: float = 1.0,
                  loader: Callable[[], Any] | None = None) -> None:
         ps = (loader or (lambda: _import("pocketsphinx", "stt")))()
         self._np = _import("numpy", "stt")
-        self.mode, self.margin = mode, margin
+        self.mode, self.floor, self.margin = mode, floor, margin
         self._decoder = ps.Decoder(loglevel="FATAL")
         self._dictation = self._decoder.current_search()
         grammar = build_grammar(self._decoder.lookup_word)
@@ -108,7 +108,7 @@ class Pocketsphinx:
         command = self._decode(audio, "commands") if self.mode != "dictation" else None
         dictation = self._decode(audio, self._dictation) if self.mode != "commands" or \
             command is None else None
-        return choose(command, dictation, mode=self.mode, margin=self.margin)
+        return choose(command, dictation, mode=self.mode, floor=self.floor, margin=self.margin)
 
     def partial(self, pcm: bytes) -> str:
         heard = self._decode(self._dithered(pcm), self._dictation)
@@ -147,7 +147,8 @@ class Whisper:
 
 def recognizer_from_env(environ: Mapping[str, str] = os.environ) -> Recognizer:
     """``TARS_STT_WHISPER_MODEL`` set: faster-whisper; else pocketsphinx in
-    ``TARS_STT_MODE`` (both, commands, dictation) with ``TARS_STT_COMMAND_MARGIN``."""
+    ``TARS_STT_MODE`` (both, commands, dictation) with ``TARS_STT_COMMAND_SCORE`` and
+    ``TARS_STT_COMMAND_MARGIN``."""
     model = environ.get("TARS_STT_WHISPER_MODEL", "").strip()
     if model:
         lang = environ.get("TARS_STT_LANG", "").strip() or None
@@ -155,5 +156,6 @@ def recognizer_from_env(environ: Mapping[str, str] = os.environ) -> Recognizer:
     mode = environ.get("TARS_STT_MODE", "").strip() or "both"
     if mode not in MODES:
         raise ConfigError(f"TARS_STT_MODE={mode!r}: one of {', '.join(MODES)}")
+    floor = env_float(environ, "TARS_STT_COMMAND_SCORE", FLOOR, high=1)
     margin = env_float(environ, "TARS_STT_COMMAND_MARGIN", 1.0, low=0.1, high=10)
-    return Pocketsphinx(mode=mode, margin=margin)
+    return Pocketsphinx(mode=mode, floor=floor, margin=margin)

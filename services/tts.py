@@ -107,7 +107,7 @@ def setup(client: MQTTClient, environ: Mapping[str, str] = os.environ) -> Servic
     def liveness() -> str | None:
         return None if speaker.player.alive() else "the player thread has died"
 
-    return Service(stopping=lambda: speaker.player.control("stop"), close=close,
+    return Service(stopping=speaker.player.halt, close=close,
                    liveness=liveness)
 
 

@@ -53,6 +53,13 @@ class Player:
             self.announce(self.queue.control(action))
             self._cond.notify_all()
 
+    def halt(self, timeout: float = 2.0) -> None:
+        """Stop speaking and wait until the sound has ended (``speaking_end`` announced)."""
+        with self._cond:
+            self.announce(self.queue.control("stop"))
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self.queue.current is None, timeout)
+
     def alive(self) -> bool:
         return self._thread.is_alive()
 
@@ -91,6 +98,7 @@ class Player:
                 self.sink.close(cut=True)
             with self._cond:
                 self.announce(self.queue.end(utt))
+                self._cond.notify_all()
 
     def _play(self, utt: Utterance, generation: int, first: Pcm | None,
               rest: list[str]) -> None:

@@ -87,6 +87,8 @@ def test_a_command_wins_only_when_whole_and_scoring_at_least_as_well_as_dictatio
     assert choose(wave, chat, mode="dictation") is chat
     assert choose(wave, None) is wave and choose(None, Heard(" ", 0.5)) is None
     assert choose(wave, chat, margin=1.5) is chat
+    assert choose(Heard("please halt", 0.45), Heard("my cat is called tom", 0.3)).text \
+        == "my cat is called tom"  # a weak command is not believed, however poor dictation
 
 
 # Audio checks and sources ---------------------------------------------------------------
