@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from tars_mqtt import Message, MQTTClient
 
@@ -45,6 +46,9 @@ class Listener:
         self.partial_every = env_float(environ, "TARS_STT_PARTIAL_INTERVAL", 1.0, low=0.1)
         self.tally = Tally()
         self._ep, self._buffer, self._said, self._muted_file = Endpointer(), b"", 0, False
+        self._utterance = 0  # counts finals: a partial of an older utterance is not sent
+        self._partials = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tars-stt-partial")
+        self._partial: Future[None] | None = None
         self._lock = threading.Lock()  # the gate: the handler writes, the thread reads
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._listen, name="tars-stt-listen", daemon=True)
@@ -75,6 +79,7 @@ class Listener:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(10)
+        self._partials.shutdown(wait=True, cancel_futures=True)
 
     def _listen(self) -> None:
         try:
@@ -120,12 +125,23 @@ class Listener:
             elif seg.speaking and len(self._ep.heard) >= (self._said + 1) * \
                     self.partial_every * RATE * 2:
                 self._said += 1
-                text = self.recognizer.partial(self._ep.heard)
-                if text:
-                    publish(self.client, STT_PARTIAL, {"text": text})
+                if self._partial is None or self._partial.done():  # one at a time
+                    self._partial = self._partials.submit(self._guess, self._utterance,
+                                                          self._ep.heard)
+
+    def _guess(self, utterance: int, audio: bytes) -> None:
+        """A partial, on its own thread: the listening thread must keep up with the audio."""
+        try:
+            text = self.recognizer.partial(audio)
+        except Exception:
+            log.exception("a partial recognition failed")
+            return
+        if text and utterance == self._utterance:  # not once the final is out
+            publish(self.client, STT_PARTIAL, {"text": text})
 
     def _final(self, audio: bytes) -> None:
         self._said += 1
+        self._utterance += 1
         heard = self.recognizer.recognize(audio)
         if heard is None or not heard.text.strip():
             n = self.tally.add("unrecognised")

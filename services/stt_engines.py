@@ -13,6 +13,7 @@ import importlib
 import logging
 import math
 import os
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -74,8 +75,11 @@ class Pocketsphinx:
         ps = (loader or (lambda: _import("pocketsphinx", "stt")))()
         self._np = _import("numpy", "stt")
         self.mode, self.floor, self.margin = mode, floor, margin
+        self._ps = ps
         self._decoder = ps.Decoder(loglevel="FATAL")
         self._dictation = self._decoder.current_search()
+        self._partials: Any = None  # a decoder of its own: partials run beside finals
+        self._partial_lock = threading.Lock()
         grammar = build_grammar(self._decoder.lookup_word)
         for word, phones in grammar.extra_words.items():
             self._decoder.add_word(word, phones, True)
@@ -86,12 +90,13 @@ class Pocketsphinx:
         self.phrases = grammar.phrases
         self._rng = self._np.random.default_rng(0)
 
-    def _decode(self, pcm: bytes, search: str) -> Heard | None:
-        self._decoder.activate_search(search)
-        self._decoder.start_utt()
-        self._decoder.process_raw(pcm, full_utt=True)
-        self._decoder.end_utt()
-        hyp = self._decoder.hyp()
+    def _decode(self, pcm: bytes, search: str, decoder: Any = None) -> Heard | None:
+        decoder = decoder or self._decoder
+        decoder.activate_search(search)
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
+        hyp = decoder.hyp()
         if hyp is None:
             return None
         text = " ".join(w for w in hyp.hypstr.split() if not w.startswith("<"))
@@ -111,7 +116,14 @@ class Pocketsphinx:
         return choose(command, dictation, mode=self.mode, floor=self.floor, margin=self.margin)
 
     def partial(self, pcm: bytes) -> str:
-        heard = self._decode(self._dithered(pcm), self._dictation)
+        """Dictation of the utterance so far (thread-safe beside :meth:`recognize`)."""
+        with self._partial_lock:
+            if self._partials is None:
+                self._partials = self._ps.Decoder(loglevel="FATAL")
+            x = self._np.frombuffer(pcm, dtype="<i2").astype(self._np.float64)
+            x += self._np.random.default_rng(1).normal(0.0, DITHER, len(x))
+            audio = self._np.clip(self._np.round(x), -32768, 32767).astype("<i2").tobytes()
+            heard = self._decode(bytes(audio), self._partials.current_search(), self._partials)
         return heard.text if heard else ""
 
 
