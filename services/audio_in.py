@@ -35,11 +35,15 @@ BLOCK = 0.03  # seconds of audio per read from a device or a stream
 
 @dataclass(frozen=True)
 class Piece:
-    """``kind`` is begin | audio | end | bad; ``data`` the samples; ``name`` what it came from."""
+    """``kind`` is begin | audio | end | bad; ``data`` the samples; ``name`` what it came from.
+
+    ``recording`` marks a whole recording handed in (a spool file), heard or dropped as one.
+    """
 
     kind: str
     name: str
     data: bytes = b""
+    recording: bool = False
 
 
 class Source(Protocol):
@@ -82,10 +86,10 @@ class Spool:
         except BadAudio as exc:
             yield Piece("bad", path.name, str(exc).encode())
             return
-        yield Piece("begin", path.name)
+        yield Piece("begin", path.name, recording=True)
         for chunk in pcm.chunks(BLOCK):
-            yield Piece("audio", path.name, chunk)
-        yield Piece("end", path.name)
+            yield Piece("audio", path.name, chunk, recording=True)
+        yield Piece("end", path.name, recording=True)
 
 
 class Stream:

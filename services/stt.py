@@ -78,7 +78,8 @@ class Listener:
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(10)
+        if self._thread.is_alive():
+            self._thread.join(10)
         self._partials.shutdown(wait=True, cancel_futures=True)
 
     def _listen(self) -> None:
@@ -96,7 +97,7 @@ class Listener:
             log.warning("bad audio #%d (%s): %s", n, piece.name, piece.data.decode())
         elif piece.kind == "begin":
             self._ep, self._buffer, self._said = Endpointer(self.endpoints), b"", 0
-            self._muted_file = self.muted()
+            self._muted_file = piece.recording and self.muted()  # a live source: per frame
             if self._muted_file:
                 n = self.tally.add("muted")
                 log.info("heard while the robot speaks, dropped #%d: %s", n, piece.name)
@@ -115,9 +116,9 @@ class Listener:
         size = self.vad.frame_bytes
         while len(self._buffer) >= size:
             frame, self._buffer = self._buffer[:size], self._buffer[size:]
-            if self.muted():
-                if self._ep.flush() is not None:
-                    self.tally.add("muted")
+            if self.muted():  # the robot speaks: this frame is not heard
+                self._ep.flush()
+                self.tally.add("muted_frames")
                 continue
             seg = self._ep.feed(frame, self.vad.voiced(frame))
             if seg.ended is not None:

@@ -12,11 +12,14 @@ from typing import Any
 import pytest
 
 from services.audio import BadAudio, Pcm, decode_wav, encode_wav, resample
-from services.audio_in import Spool, Stream, source_from_env
+from services.audio_in import Piece, Spool, Stream, source_from_env
+from services.audio_render import user_line
+from services.stt import Listener
 from services.stt_endpoint import Endpointer, EndpointSettings, MuteGate
 from services.stt_engines import Whisper, recognizer_from_env
 from services.stt_grammar import Heard, build_grammar, choose, command_phrases
 from tars_mqtt import ConfigError
+from tests.services.support import FakeClient, message
 
 FRAME = b"\x00\x00" * 480  # 30 ms at 16 kHz
 
@@ -115,6 +118,7 @@ def test_the_spool_hears_each_complete_file_once_in_name_order(tmp_path: Path) -
         if piece.kind == "end":
             stop.set()
     assert pieces == [("bad", "a.wav"), ("begin", "b.wav"), ("audio", "b.wav"), ("end", "b.wav")]
+    assert Piece("begin", "mic").recording is False
     assert [p.name for p in tmp_path.iterdir()] == [".c.wav"]  # heard once: deleted
 
 
@@ -162,3 +166,37 @@ def test_whisper_runs_the_local_model_and_reports_its_language(tmp_path: Path) -
                                      "local_files_only": True}),
                     (1600, "float32", {"language": None, "beam_size": 1})]
     assert engine.partial(b"") == ""
+
+
+# The listener, on a recording client with a fake recogniser -------------------------------
+class FakeRecognizer:
+    name, lang = "fake", "en"
+
+    def __init__(self) -> None:
+        self.heard: list[int] = []
+
+    def recognize(self, pcm: bytes) -> Heard | None:
+        self.heard.append(len(pcm))
+        return Heard("please wave", 0.7)
+
+    def partial(self, pcm: bytes) -> str:
+        return ""
+
+
+def test_a_live_source_is_muted_frame_by_frame_while_the_robot_speaks() -> None:
+    client, engine = FakeClient(), FakeRecognizer()
+    listener = Listener(client, engine, Spool.__new__(Spool), {"TARS_STT_MUTE_TAIL": "0"})
+    line = user_line("please wave").data
+    status = client.handlers["tts/status"]
+    listener._take(Piece("begin", "mic"))  # the robot is quiet when the stream opens
+    status(message("tts/status", {"event": "speaking_start", "utt_id": "r1"}))
+    listener._take(Piece("audio", "mic", line))
+    assert engine.heard == [] and listener.tally["muted_frames"] == len(line) // 960
+    status(message("tts/status", {"event": "speaking_end", "utt_id": "r1"}))
+    listener._take(Piece("audio", "mic", line + bytes(32000)))
+    assert len(engine.heard) == 1
+    final = client.wait_for(lambda p: p.topic == "stt/final")
+    assert final.data == {"text": "please wave", "lang": "en", "confidence": 0.7}
+    status(message("tts/status", {"event": "shouting"}))
+    assert listener.tally["malformed"] == 1
+    listener.close()
