@@ -62,17 +62,19 @@ def edits(a: list[str], b: list[str]) -> int:
     return row[-1]
 
 
-def accuracy(quick: bool) -> list[str]:
+def accuracy(quick: bool, modes: list[str]) -> list[str]:
     phrases = [("please " if n % 2 else "") + p for n, p in enumerate(command_phrases())]
     voices, rates = (VOICES[:2], RATES[1:2]) if quick else (VOICES, RATES)
     spoken = [(text, v, r) for v in voices for r in rates for text in (*phrases, *QUESTIONS)]
     print(f"accuracy: rendering {len(spoken)} lines", file=sys.stderr, flush=True)
     audio = [user_line(text, voice=v, wpm=r).data for text, v, r in spoken]
+    voice_rows = ["| mode | " + " | ".join(voices) + " |", "|---|" + "---|" * len(voices)]
     rows = ["| mode | command accuracy | command WER | question WER | questions taken"
             " for a command | seconds per line |", "|---|---|---|---|---|---|"]
-    for mode in ("both", "commands", "dictation"):
+    for mode in modes:
         engine = Pocketsphinx(mode=mode)
         right = taken = 0
+        by_voice = dict.fromkeys(voices, 0)
         errors = {"cmd": [0, 0], "q": [0, 0]}
         t0 = time.perf_counter()
         for (text, voice, rate), pcm in zip(spoken, audio, strict=True):
@@ -84,6 +86,7 @@ def accuracy(quick: bool) -> list[str]:
             same = parse_intent(got)[1:] == parse_intent(text)[1:]
             if kind == "cmd":
                 right += same
+                by_voice[voice] += same
                 if not same:
                     print(f"  {mode}: {voice} {rate}: {text!r} -> {got!r}", file=sys.stderr)
             else:
@@ -95,9 +98,11 @@ def accuracy(quick: bool) -> list[str]:
                     f" {errors['cmd'][0] / errors['cmd'][1]:.1%} |"
                     f" {errors['q'][0] / errors['q'][1]:.1%} | {taken}/{nq} = {taken / nq:.1%} |"
                     f" {per_line:.3f} |")
+        voice_rows.append(f"| {mode} | " + " | ".join(
+            f"{by_voice[v] / (len(phrases) * len(rates)):.1%}" for v in voices) + " |")
     return [f"{len(phrases)} command phrases and {len(QUESTIONS)} questions; voices"
             f" {', '.join(voices)}; rates {', '.join(map(str, rates))} words per minute.", "",
-            *rows]
+            *rows, "", "Command accuracy by voice:", "", *voice_rows]
 
 
 class Watch:
@@ -214,6 +219,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="two voices, one rate, 3 rounds")
     parser.add_argument("--only", nargs="+", default=["accuracy", "latency", "stop"])
+    parser.add_argument("--modes", nargs="+", default=["both", "commands", "dictation"],
+                        help="TARS_STT_MODE values to measure the accuracy of")
     args = parser.parse_args()
     rounds = 3 if args.quick else 10
     out = [f"# Speech bench ({time.strftime('%Y-%m-%d')}, load {os.getloadavg()[0]:.2f})", ""]
@@ -223,7 +230,7 @@ def main() -> int:
         try:
             if "accuracy" in args.only:
                 out += ["## Recognition (pocketsphinx, espeak-ng voices)", "",
-                        *accuracy(args.quick), ""]
+                        *accuracy(args.quick, args.modes), ""]
             if "latency" in args.only:
                 out += ["## End of speech → stt/final", "", *latency(broker, work, rounds), ""]
             if "stop" in args.only:
