@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the demo and the tests need, idempotently: mosquitto (and its C clients)
-# and espeak-ng (the robot's voice, and the demo's users) from Debian's packages when missing, a venv in .venv, and this project with its dev extras.
+# Installs what the demo and the tests need, idempotently: mosquitto (and its C clients),
+# chromium and its chromedriver, and espeak-ng (the robot's voice, and the demo's users)
+# from Debian's packages when missing, a venv in .venv, and this project with its dev extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,11 +10,18 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=
 command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)  # the bench's C peer
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need_apt+=(python3-venv); fi
-if ((${#need_apt[@]})); then
-  echo "setup: installing ${need_apt[*]} from Debian's packages" >&2
+# the web view's browser tests drive Debian's chromium through its chromedriver
+need_browser=()
+[ -x /usr/bin/chromium ] || need_browser+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_browser+=(chromium-driver)
+if ((${#need_apt[@]} + ${#need_browser[@]})); then
+  echo "setup: installing ${need_apt[*]} ${need_browser[*]} from Debian's packages" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  if ((${#need_apt[@]})); then apt-get install -y -qq "${need_apt[@]}" >/dev/null; fi
+  if ((${#need_browser[@]})); then
+    apt-get install -y -qq --no-install-recommends "${need_browser[@]}" >/dev/null
+  fi
 fi
 
 if [ ! -x .venv/bin/python ]; then
