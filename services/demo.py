@@ -3,7 +3,7 @@
 Starts mosquitto on a free loopback port (or uses ``$MQTT_URL``), runs ``movement``,
 ``wake``, ``memory``, ``llm``, ``router``, ``tts`` and ``stt`` as separate processes on
 mock pins, and plays: the wake button is pressed; the user says "please wave"; TARS waves
-and says so; the user says "my cat is called Tom" and, with no language model set up, the
+and says so; the user says "my cat is asleep" and, with no language model set up, the
 offline skills answer; "do you remember my cat?", memory is consulted and the streamed
 answer spoken; a long press cancels. It prints every message as it flows, the servo
 angles and the speech files at the end, then stops everything with SIGTERM. Exit 0 when
@@ -61,8 +61,8 @@ SCENE: tuple[tuple[str, str, dict[str, Any], tuple[Expect, ...]], ...] = (
         ("system/state", {"state": "speaking"}),
         ("movement/status", {"event": "completed", "action": "wave"}),
         ("tts/status", {"event": "speaking_end"}), ("system/state", {"state": "idle"}))),
-    ('the user says "my cat is called Tom" (no language model set up: offline skills answer)',
-     "user", {"text": "my cat is called Tom"}, (
+    ('the user says "my cat is asleep" (no language model set up: offline skills answer)',
+     "user", {"text": "my cat is asleep"}, (
         ("stt/final", {}), ("system/state", {"state": "thinking"}),
         ("llm/request", {"text": "{heard}"}),
         ("tts/say", {"text": NO_MODEL}), ("system/state", {"state": "speaking"}),

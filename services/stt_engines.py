@@ -90,7 +90,6 @@ class Pocketsphinx:
                         ", ".join(grammar.missing))
         self._decoder.add_jsgf_string("commands", grammar.jsgf)
         self.grammar = grammar
-        self._rng = self._np.random.default_rng(0)
 
     def _decode(self, pcm: bytes, search: str, decoder: Any = None) -> Heard | None:
         decoder = decoder or self._decoder
@@ -118,9 +117,11 @@ class Pocketsphinx:
         return best
 
     def _dithered(self, pcm: bytes) -> bytes:
+        """``pcm`` with the noise floor added; the same noise every time (a fixed seed), so
+        the same audio is always heard the same way, whatever was heard before."""
         np = self._np
         x = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
-        x += self._rng.normal(0.0, DITHER, len(x))
+        x += np.random.default_rng(0).normal(0.0, DITHER, len(x))
         return bytes(np.clip(np.round(x), -32768, 32767).astype("<i2").tobytes())
 
     def recognize(self, pcm: bytes) -> Heard | None:
@@ -135,10 +136,8 @@ class Pocketsphinx:
         with self._partial_lock:
             if self._partials is None:
                 self._partials = self._ps.Decoder(loglevel="FATAL")
-            x = self._np.frombuffer(pcm, dtype="<i2").astype(self._np.float64)
-            x += self._np.random.default_rng(1).normal(0.0, DITHER, len(x))
-            audio = self._np.clip(self._np.round(x), -32768, 32767).astype("<i2").tobytes()
-            heard = self._decode(bytes(audio), self._partials.current_search(), self._partials)
+            heard = self._decode(self._dithered(pcm), self._partials.current_search(),
+                                 self._partials)
         return heard.text if heard else ""
 
 
