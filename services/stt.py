@@ -143,7 +143,12 @@ class Listener:
     def _final(self, audio: bytes) -> None:
         self._said += 1
         self._utterance += 1
-        heard = self.recognizer.recognize(audio)
+        try:
+            heard = self.recognizer.recognize(audio)
+        except Exception:  # the engine is foreign code: one utterance lost, not the service
+            n = self.tally.add("engine_failed")
+            log.exception("recognition #%d failed", n)
+            return
         if heard is None or not heard.text.strip():
             n = self.tally.add("unrecognised")
             log.warning("nothing recognised in %.1f s of audio (#%d)", len(audio) / RATE / 2, n)

@@ -111,6 +111,8 @@ class Pocketsphinx:
         if best is None or self.grammar.complete(best.text):
             return best
         for hyp in itertools.islice(self._decoder.nbest(), NBEST):
+            if hyp is None:  # the lattice can yield an empty entry
+                continue
             text = " ".join(w for w in hyp.hypstr.split() if not w.startswith("<"))
             if self.grammar.complete(text):
                 return Heard(text, float(hyp.score))

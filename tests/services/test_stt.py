@@ -200,3 +200,17 @@ def test_a_live_source_is_muted_frame_by_frame_while_the_robot_speaks() -> None:
     status(message("tts/status", {"event": "shouting"}))
     assert listener.tally["malformed"] == 1
     listener.close()
+
+
+def test_an_engine_that_raises_loses_one_utterance_not_the_listener() -> None:
+    class Broken(FakeRecognizer):
+        def recognize(self, pcm: bytes) -> Heard | None:
+            raise RuntimeError("lattice exploded")
+
+    client = FakeClient()
+    listener = Listener(client, Broken(), Spool.__new__(Spool), {})
+    listener._take(Piece("begin", "x.wav", recording=True))
+    listener._take(Piece("audio", "x.wav", user_line("stop").data, recording=True))
+    listener._take(Piece("end", "x.wav", recording=True))
+    assert listener.tally["engine_failed"] == 1 and client.on("stt/final") == []
+    listener.close()
