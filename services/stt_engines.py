@@ -106,7 +106,7 @@ class Pocketsphinx:
     def _command(self, pcm: bytes) -> Heard | None:
         """The grammar's best *whole* sentence. Its single best path is often one cut short
         ("please go" for "please bow": espeak-ng's /bo/ is nearer "go"); the whole
-        sentence is a few places down the n-best list: 89 % → 94 % of the bench's commands."""
+        sentence is a few places down the n-best list: 89 % → 93 % of the bench's commands."""
         best = self._decode(pcm, "commands")
         if best is None or self.grammar.complete(best.text):
             return best

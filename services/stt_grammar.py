@@ -22,7 +22,7 @@ MODES = ("both", "commands", "dictation")
 # The grammar's score (per frame, 0..1) below which its command is not believed. Over the
 # command set and 12 questions spoken by five espeak-ng voices at three rates
 # (bench/speech.py), right commands scored 0.48..0.82 and questions forced onto the
-# grammar 0.33..0.62: 0.58 kept 83 % of the commands and took 6 % of the questions for
+# grammar 0.33..0.62: 0.58 kept 82 % of the commands and took 6 % of the questions for
 # commands; 0.55 kept 89 % and took 16 %. A question taken for a command moves the robot.
 FLOOR = 0.58
 EXTRA_WORDS = {"tars": "T AA R Z"}  # pronunciations the stock dictionary lacks
