@@ -9,8 +9,10 @@ string is the language, as GitHub renders it; the other words are for these test
   service: it must publish ``ready`` health, then exit 0 on SIGTERM after ``shutdown`` health.
   Any other program must exit 0 by itself. When the next block is ```` ```text output ````,
   the program's standard output must be exactly that text.
-- ```` ```python fragment ````: a piece of a program (or code for another library, such as
-  the "before" side of the migration guide): compiled, not run.
+- There is no tag for a piece of a program: ```` ```python fragment ```` is refused, so
+  that every block runs. Show a call in a short complete program of its own (its own
+  ``example-...`` client id, topics under ``example/``), code for another library too
+  (the "before" side of the migration guide runs on paho-mqtt and aiomqtt).
 - ```` ```python from=examples/NAME.py ````: an excerpt; its lines must appear, in order
   and contiguous, in that file (which the example tests run).
 - A ```` ```python ```` block with no word after it is allowed only in the docs the tests

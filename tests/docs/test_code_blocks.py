@@ -59,10 +59,18 @@ def test_the_docs_have_runnable_programs() -> None:
 def test_owned_python_blocks_say_what_they_are(path: str) -> None:
     for block in blocks(path):
         if block.lang == "python":
-            kinds = {"run", "fragment"} & set(block.tags)
-            assert len(kinds) + bool(block.tag_value("from")) == 1, \
-                f"{block.id}: tag it run, fragment or from=<file> (tests/docs/__init__.py)"
+            assert ("run" in block.tags) + bool(block.tag_value("from")) == 1, \
+                f"{block.id}: tag it run or from=<file> (tests/docs/__init__.py)"
         assert block.lang, f"{block.id}: say the block's language"
+
+
+@pytest.mark.parametrize("path", doc_files())
+def test_no_block_is_a_fragment(path: str) -> None:
+    # A piece of a program is only compiled, so it can go stale unseen: every block runs.
+    for block in blocks(path):
+        assert "fragment" not in block.tags, \
+            f"{block.id}: make it a short complete program tagged `python run`" \
+            " (tests/docs/__init__.py)"
 
 
 @pytest.mark.parametrize("block", PYTHON, ids=lambda b: b.id)
