@@ -229,12 +229,17 @@ class RobotWatch:
         self.client_ids: set[str] = set()
         self.robot_topics: set[str] = set()
         self._lock = threading.Lock()
+        self._marker = f"docs/robot-watch/{uuid.uuid4().hex[:8]}"
+        self._caught_up = threading.Event()
         self.client = MQTTClient(MQTTConfig(url=broker.url, client_id="docs-robot-watch",
                                             enable_health=False, enable_heartbeat=False))
         self.client.subscribe("#", self._on, qos=1, raw=True)
         self.client.start()
 
     def _on(self, msg: Message) -> None:
+        if msg.topic == self._marker:
+            self._caught_up.set()
+            return
         with self._lock:
             if msg.topic.startswith("system/health/"):
                 self.client_ids.add(msg.topic.split("/", 2)[2])
@@ -243,6 +248,16 @@ class RobotWatch:
 
     def stop(self) -> None:
         self.client.stop(timeout=2)
+
+    def catch_up(self) -> None:
+        """Return once every message the broker routed so far has been through the handler.
+
+        The program's messages reached the broker before it exited; a marker published
+        now comes after them on the watch's one ordered subscription.
+        """
+        self._caught_up.clear()
+        self.client.publish(self._marker, b"marker", qos=1).wait(5)
+        assert self._caught_up.wait(10), "the watch's marker never came back"
 
     def retained_health(self) -> dict[str, str]:
         """Client id -> event of every retained health now on the broker.
@@ -275,6 +290,7 @@ class RobotWatch:
 
         ``own`` are the test's own client ids (left out).
         """
+        self.catch_up()
         out = []
         with self._lock:
             taken = sorted(self.client_ids & REAL_IDS)
