@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need, idempotently: mosquitto (and its C clients)
-# from Debian's packages when missing, a venv in .venv, and this project with its dev extras.
+# and rabbitmq-server (for the tests on a second broker only) from Debian's packages when
+# missing, a venv in .venv, and this project with its dev extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,11 +9,25 @@ need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)  # the bench's C peer
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need_apt+=(python3-venv); fi
+new_rabbit=0
+if ! [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then need_apt+=(rabbitmq-server); new_rabbit=1; fi
 if ((${#need_apt[@]})); then
   echo "setup: installing ${need_apt[*]} from Debian's packages" >&2
   export DEBIAN_FRONTEND=noninteractive
+  # The tests start their own RabbitMQ node on free ports; the package's own node (and
+  # epmd) must not start on install: a policy-rc.d that says "no" while apt runs.
+  own_policy=0
+  if ((new_rabbit)) && [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
   apt-get update -qq
-  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  apt-get install -y -qq -o DPkg::Lock::Timeout=300 "${need_apt[@]}" >/dev/null \
+    || { ((own_policy)) && rm -f /usr/sbin/policy-rc.d; exit 1; }
+  ((own_policy)) && rm -f /usr/sbin/policy-rc.d
+  if ((new_rabbit)) && [ -d /run/systemd/system ]; then  # and not at the next boot either
+    systemctl disable --now rabbitmq-server.service epmd.socket epmd.service >/dev/null 2>&1 || true
+  fi
 fi
 
 if [ ! -x .venv/bin/python ]; then
