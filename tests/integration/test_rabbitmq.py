@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tars_mqtt import MQTTClient, MQTTConfig
+from tars_mqtt import ConnectError, MQTTClient, MQTTConfig
 from tests.support import Inbox, wait_until
 from tests.support.rabbitmq import RabbitMQ
 
@@ -187,6 +187,15 @@ def test_request_reply(rabbit: RabbitMQ, connect: Connect) -> None:
                           reply_topic=f"{top}/answers")
     assert named.topic == f"{top}/answers" and named.data == {"twice": 42}
     assert asker.stats().late_replies == 0
+
+
+def test_bad_credentials_are_told_apart_from_an_outage(
+        rabbit: RabbitMQ, connect: Connect) -> None:
+    client = connect(rabbit.url, start=False, username="nobody", password="wrong")
+    with pytest.raises(ConnectError) as caught:
+        client.start(timeout=10)
+    assert caught.value.reason == "bad_credentials", caught.value
+    assert "wrong" not in str(caught.value)
 
 
 # Where the brokers differ: each broker's answer --------------------------------------
