@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the demo and the tests need, idempotently: mosquitto (and its C clients)
-# and rabbitmq-server (for the tests on a second broker only) from Debian's packages when
-# missing, a venv in .venv, and this project with its dev extras.
+# Installs what the demo and the tests need, idempotently: mosquitto (and its C clients),
+# chromium and its chromedriver, rabbitmq-server (for the tests on a second broker only)
+# from Debian's packages when missing, a venv in .venv, and this project with its dev extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,8 +11,12 @@ command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)  # the
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need_apt+=(python3-venv); fi
 new_rabbit=0
 if ! [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then need_apt+=(rabbitmq-server); new_rabbit=1; fi
-if ((${#need_apt[@]})); then
-  echo "setup: installing ${need_apt[*]} from Debian's packages" >&2
+# the web view's browser tests drive Debian's chromium through its chromedriver
+need_browser=()
+[ -x /usr/bin/chromium ] || need_browser+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_browser+=(chromium-driver)
+if ((${#need_apt[@]} + ${#need_browser[@]})); then
+  echo "setup: installing ${need_apt[*]} ${need_browser[*]} from Debian's packages" >&2
   export DEBIAN_FRONTEND=noninteractive
   # The tests start their own RabbitMQ node on free ports; the package's own node (and
   # epmd) must not start on install: a policy-rc.d that says "no" while apt runs.
@@ -22,11 +26,16 @@ if ((${#need_apt[@]})); then
     own_policy=1
   fi
   apt-get update -qq
-  apt-get install -y -qq -o DPkg::Lock::Timeout=300 "${need_apt[@]}" >/dev/null \
-    || { ((own_policy)) && rm -f /usr/sbin/policy-rc.d; exit 1; }
-  ((own_policy)) && rm -f /usr/sbin/policy-rc.d
+  if ((${#need_apt[@]})); then
+    apt-get install -y -qq -o DPkg::Lock::Timeout=300 "${need_apt[@]}" >/dev/null \
+      || { ((own_policy)) && rm -f /usr/sbin/policy-rc.d; exit 1; }
+  fi
+  if ((own_policy)); then rm -f /usr/sbin/policy-rc.d; fi
   if ((new_rabbit)) && [ -d /run/systemd/system ]; then  # and not at the next boot either
     systemctl disable --now rabbitmq-server.service epmd.socket epmd.service >/dev/null 2>&1 || true
+  fi
+  if ((${#need_browser[@]})); then
+    apt-get install -y -qq --no-install-recommends "${need_browser[@]}" >/dev/null
   fi
 fi
 

@@ -13,12 +13,16 @@ import threading
 from collections import Counter
 from typing import Any
 
-from tars_mqtt import Message, MQTTClient, PublishError, PublishHandle
+from tars_mqtt import Message, MQTTClient, MQTTError, PublishHandle
 from tars_mqtt.settings import env_bool, env_float, env_int
 
+from .text import shown
 from .topics import TopicSpec, check_payload
 
-__all__ = ["Tally", "env_bool", "env_float", "env_int", "problems", "publish", "reply_topic_for"]
+__all__ = [
+    "UNSENDABLE", "Tally", "env_bool", "env_float", "env_int", "problems", "publish", "reply",
+    "reply_topic_for",
+]
 
 log = logging.getLogger("tars")
 
@@ -30,19 +34,41 @@ def problems(msg: Message, spec: TopicSpec) -> list[str]:
     return check_payload(spec, msg.data)
 
 
+# What publishing can raise: the client refuses (stopped, offline queue full), or the
+# message cannot be encoded (a topic or correlation id taken from a hostile message).
+UNSENDABLE = (MQTTError, ValueError, TypeError)
+
+
 def publish(client: MQTTClient, spec: TopicSpec, data: dict[str, Any],
-            correlate: str | None = None) -> PublishHandle | None:
+            correlate: str | None = None, *, tally: Tally | None = None
+            ) -> PublishHandle | None:
     """Publish ``data`` on ``spec``'s topic with its event type, QoS and retain flag.
 
-    A client that is stopping refuses; that is logged, not raised (services publish from
-    their own threads, which may outlive the client by a moment at shutdown).
+    Never raises: a message that cannot be sent (a stopping client, an unencodable
+    ``correlate``) is logged and counted as ``unsent`` in ``tally``, and None returned.
     """
     try:
         return client.publish_event(spec.name, spec.event_type, data, qos=spec.qos,
                                     retain=spec.retain, correlate=correlate)
-    except PublishError as exc:
-        log.warning("not published on %s: %s", spec.name, exc)
+    except UNSENDABLE as exc:
+        _unsent(tally, spec.name, exc)
         return None
+
+
+def reply(client: MQTTClient, request: Message, event_type: str, data: dict[str, Any], *,
+          tally: Tally | None = None) -> PublishHandle | None:
+    """Answer ``request`` on its ``reply_to``; like :func:`publish`, logged and counted, never
+    raised when that topic is no topic (a wildcard, unencodable) or the client refuses."""
+    try:
+        return client.reply(request, event_type, data)
+    except UNSENDABLE as exc:
+        _unsent(tally, f"reply topic {shown(request.reply_to)}", exc)
+        return None
+
+
+def _unsent(tally: Tally | None, where: str, exc: Exception) -> None:
+    n = tally.add("unsent") if tally is not None else 0
+    log.warning("not sent to %s (#%d): %s", where, n, shown(str(exc), 200))
 
 
 class Tally:

@@ -24,9 +24,10 @@ from tars_mqtt import Message
 from . import topics as t
 from .common import env_float, env_int, problems
 from .conversation_answer import SpokenAnswer
+from .text import clean
 
-__all__ = ["FALLBACK", "MOVES", "STOP_WORDS", "Action", "AskLLM", "Conversation", "Publish",
-           "RouterSettings", "event_from", "parse_intent"]
+__all__ = ["FALLBACK", "MAX_HEARD", "MOVES", "STOP_WORDS", "Action", "AskLLM", "Conversation",
+           "Publish", "RouterSettings", "event_from", "llm_reply", "parse_intent"]
 
 log = logging.getLogger("tars.router")
 FALLBACK = "Sorry, I cannot think right now. Please ask me again in a moment."
@@ -45,6 +46,7 @@ MOVES: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("reset", "stand up", "stand straight"), "reset", "Standing up straight."),
 )
 STOP_WORDS = ("stop", "halt", "freeze")
+MAX_HEARD = 2000  # characters of one transcript; longer ones are refused as malformed
 
 
 def parse_intent(text: str) -> tuple[str, str | None, str | None]:
@@ -245,19 +247,33 @@ class Conversation:
         return [Publish(t.TTS_SAY, {"text": text, "utt_id": utt})]
 
 
-def event_from(msg: Message) -> tuple[Any, ...] | None:
-    """The machine's event for a message, or None when it is malformed."""
+def llm_reply(msg: Message) -> tuple[str | None, str | None, str | None]:
+    """``(reply, action, None)`` from an ``llm/response``, or ``(None, None, why)`` when it
+    cannot be said (off the table, an ``error``); the fallback is said then."""
+    found = problems(msg, t.LLM_RESPONSE)
+    if found:
+        return None, None, "; ".join(found)
+    if msg.data.get("error"):
+        return None, None, f"the LLM answered with an error: {clean(msg.data['error'])}"
+    return msg.data["reply"], msg.data.get("action"), None
+
+
+def event_from(msg: Message) -> tuple[tuple[Any, ...] | None, str | None]:
+    """The machine's event for a message, or None and why it is malformed."""
     spec = t.spec_for(msg.topic)
-    if problems(msg, spec):
-        return None
+    found = problems(msg, spec)
+    if found:
+        return None, "; ".join(found)
     data = msg.data
     if spec is t.LLM_STREAM:
         turn = data.get("turn")
         if not isinstance(turn, int) or isinstance(turn, bool):
-            return None
-        return ("delta", turn, data["seq"], data["delta"])
+            return None, "llm/stream: a piece without its turn"
+        return ("delta", turn, data["seq"], data["delta"]), None
     if spec is t.WAKE_EVENT:
-        return ("wake", data["type"])
+        return ("wake", data["type"]), None
     if spec is t.STT_FINAL:
-        return ("heard", data["text"]) if data["text"].strip() else None
-    return ("tts", data["event"], data.get("utt_id"))
+        if len(data["text"]) > MAX_HEARD:  # no one says that much at once; it would stall
+            return None, f"stt/final: text of {len(data['text'])} characters (at most {MAX_HEARD})"
+        return (("heard", data["text"]), None) if data["text"].strip() else (None, "empty text")
+    return ("tts", data["event"], data.get("utt_id")), None

@@ -11,6 +11,9 @@ SIGTERM. Exit 0 when every step happened in time, else 1 naming the step.
 
 A speech stub (its own client, ``speech``) answers ``tts/say`` with ``tts/status``
 speaking_start, then speaking_end after a reading time, cut short by ``tts/control`` stop.
+
+``--ui`` also runs ``tars-ui``, prints the page's local URL (``TARS_UI_PORT``, 8770) and,
+after the scene, keeps everything up for the page until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -29,11 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from tars_mqtt import Message, MQTTClient, MQTTConfig
-from tars_mqtt.testing import Broker
+from tars_mqtt.signals import stop_on_signals
+from tars_mqtt.testing import Broker, wait_for_port
 
 from . import topics as t
 from .common import env_float, publish
 from .skills import NO_MODEL
+from .ui.settings import UISettings
 
 SERVICES = ("movement", "wake", "memory", "llm", "router")
 SERVICE_ENV = {"GPIOZERO_PIN_FACTORY": "mock", "TARS_WAKE_SIMULATE": "1",
@@ -136,7 +141,7 @@ class SpeechStub:
         publish(self.client, t.TTS_STATUS, {"event": "speaking_end", **status})
 
 
-def play(url: str, workdir: Path, step_timeout: float) -> None:
+def play(url: str, workdir: Path, step_timeout: float, ui: bool = False) -> None:
     env = {k: v for k, v in os.environ.items() if k != "MQTT_CLIENT_ID"}
     env.update(SERVICE_ENV, MQTT_URL=url, TARS_MEMORY_DIR=str(workdir / "memory"))
     base = MQTTConfig.from_env(environ=env, client_id="demo")
@@ -150,13 +155,22 @@ def play(url: str, workdir: Path, step_timeout: float) -> None:
         mark = timeline.mark()
         failure = None
         try:
-            print(f"── starting {', '.join(SERVICES)} (logs in {workdir})", flush=True)
-            for name in SERVICES:
+            names = (*SERVICES, "ui") if ui else SERVICES
+            print(f"── starting {', '.join(names)} (logs in {workdir})", flush=True)
+            for name in names:
+                module = "services.ui.service" if name == "ui" else f"services.{name}"
                 with open(workdir / f"{name}.log", "wb") as log:
-                    procs[name] = subprocess.Popen([sys.executable, "-m", f"services.{name}"],
-                                                   env=env, stdout=log, stderr=log)
-            for name in SERVICES:
+                    # a session of its own: Ctrl-C reaches the demo only, which then stops
+                    # each service once (a second signal would cut a service's stop short)
+                    procs[name] = subprocess.Popen([sys.executable, "-m", module],
+                                                   env=env, stdout=log, stderr=log,
+                                                   start_new_session=True)
+            for name in names:
                 timeline.expect(mark, f"system/health/{name}", {"event": "ready"}, 30)
+            if ui:  # its health says ready once connected; the page is served just after
+                page = UISettings.from_env(env)
+                wait_for_port(page.port, 15)
+                print(f"── the live view: {page.url}", flush=True)
             for n, (title, topic, data, expects) in enumerate(SCENE, 1):
                 print(f"── step {n}: {title}", flush=True)
                 mark = timeline.mark()
@@ -167,6 +181,8 @@ def play(url: str, workdir: Path, step_timeout: float) -> None:
                     except Failed as exc:
                         raise Failed(f"step {n} ({title}): {exc}") from None
             show_angles(timeline)
+            if ui:
+                hold()
         except Failed as exc:
             failure = exc
         finally:  # whatever happened, no service outlives the demo
@@ -181,6 +197,20 @@ def play(url: str, workdir: Path, step_timeout: float) -> None:
                     failure = Failed(f"{failure}; and then: {extra}" if failure else extra)
         if failure is not None:
             raise failure
+
+
+def hold() -> None:
+    """``--ui``: keep the services up for the page until SIGINT (Ctrl-C) or SIGTERM.
+
+    The handlers stay: a second Ctrl-C while the services stop does not cut the stop short
+    (it has its own time limits).
+    """
+    done = threading.Event()
+    stop_on_signals(done)  # before saying so: Ctrl-C may come at once
+    print("── the scene is over; everything stays up for the page: Ctrl-C ends the demo",
+          flush=True)
+    while not done.wait(0.5):
+        pass
 
 
 def show_angles(timeline: Timeline) -> None:
@@ -214,7 +244,12 @@ def stop_all(procs: dict[str, subprocess.Popen[bytes]],
         raise Failed("; ".join(problems))
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if any(arg != "--ui" for arg in args):
+        print(f"usage: scripts/demo.sh [--ui]; not understood: {' '.join(args)}",
+              file=sys.stderr)
+        return 2
     workdir = Path(tempfile.mkdtemp(prefix="tars-demo-"))
     broker = None
     try:
@@ -224,7 +259,7 @@ def main() -> int:
             broker = Broker(workdir / "broker").start()
             url = broker.url
         print(f"demo: broker {url}", flush=True)
-        play(url, workdir, step_timeout)
+        play(url, workdir, step_timeout, ui="--ui" in args)
     except Exception as exc:  # every failure ends the same way: the reason, logs, exit 1
         print(f"demo: FAILED: {exc}", file=sys.stderr, flush=True)
         for log in sorted(workdir.glob("*.log")):

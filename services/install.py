@@ -48,8 +48,8 @@ __all__ = [
     "password_matches",
 ]
 
-SERVICES = ("movement", "wake", "router", "llm", "memory")  # run here, each from its unit
-PEERS = ("speech",)  # other clients of the bus (contract section 6); no unit here
+SERVICES = ("movement", "wake", "router", "llm", "memory", "ui")  # run here, each from its unit
+PEERS = ("speech",)  # other clients of the bus (services/topics.py); no unit here
 TOOLS = "tools"  # the tars-mqtt CLI and people: read all, send commands
 USERS = (*SERVICES, *PEERS, TOOLS)
 DEFAULT_PREFIX = "/opt/tars"
@@ -83,7 +83,8 @@ class BrokerSettings:
     bind: str = "127.0.0.1"
     password_file: str = PASSWD_FILE
     acl_file: str = ACL_FILE
-    max_queued: int = 1000
+    max_queued: int = 0  # no limit: the broker never drops what it acknowledged
+    max_inflight: int = 20
     tls: TLSListener | None = None
 
 
@@ -119,6 +120,7 @@ def broker_conf(settings: BrokerSettings) -> str:
                              tls_cafile=f"cafile {t.ca}" if t.ca else "").rstrip("\n")
     text = _render("mosquitto.conf.in", password_file=settings.password_file,
                    acl_file=settings.acl_file, max_queued=str(settings.max_queued),
+                   max_inflight=str(settings.max_inflight),
                    port=str(settings.port), bind=settings.bind, tls_block=tls)
     return text.replace(" \n", "\n")  # "listener 8883 " when bound to every interface
 

@@ -13,61 +13,44 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
 from typing import Any
 
-from hw import HardwareError, Keyframe, ServoRig, plan_motion
-from tars_mqtt import Message, MQTTClient, PublishError
+from hw import ServoRig
+from tars_mqtt import Message, MQTTClient
 
-from .common import Tally, publish
+from .common import Tally, publish, reply
+from .movement_logic import Verdict, handle
 from .runtime import Service, run
+from .text import clean, shown
 from .topics import MOVEMENT_COMMAND, MOVEMENT_STATUS, MOVEMENT_STOP, check_payload
 
 __all__ = ["RESULT_TYPE", "Movement", "Verdict", "handle", "main", "setup"]
 
 log = logging.getLogger("tars.movement")
 RESULT_TYPE = "movement.result"  # the reply to a command sent as a request
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What to do with one command: ``run`` its ``frames``, or answer ``event`` with ``error``."""
-
-    action: str
-    event: str  # run | rejected | busy
-    frames: tuple[Keyframe, ...] = ()
-    error: str | None = None
-
-
-def handle(data: Any, *, busy: bool, rig: ServoRig) -> Verdict:
-    """Decide on one command's ``data``; nothing moves. Bad input → ``rejected`` naming it."""
-    action = data.get("action") if isinstance(data, dict) else None
-    action = action if isinstance(action, str) else ""
-    found = check_payload(MOVEMENT_COMMAND, data)
-    if found:
-        return Verdict(action, "rejected", error="; ".join(found))
-    try:
-        frames = plan_motion(action, data.get("speed", 1.0), data.get("params"),
-                             neutral=rig.neutral_pose())
-        for frame in frames:
-            rig.validate(frame.pose)  # out-of-range angles are refused before anything moves
-    except HardwareError as exc:
-        return Verdict(action, "rejected", error=str(exc))
-    if busy:
-        return Verdict(action, "busy", error="another motion is running; send movement/stop first")
-    return Verdict(action, "run", tuple(frames))
+_SLACK = 5.0  # seconds a motion may overrun twice its planned time before it counts as wedged
 
 
 class Movement:
-    """The service: subscriptions, the motion thread, status and replies."""
+    """The service: subscriptions, the motion thread, status and replies.
 
-    def __init__(self, client: MQTTClient, rig: ServoRig) -> None:
+    Its state (``_running``, the job) changes only once the step that can fail is done:
+    a motion starts only after its ``started`` status went out, and the motion thread
+    survives anything a job does.
+    """
+
+    def __init__(self, client: MQTTClient, rig: ServoRig, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.client, self.rig = client, rig
         self.tally = Tally()
+        self._clock = clock
         self._lock = threading.Lock()  # the running job, and the order of status events
-        self._running = False
+        self._running: tuple[str, float] | None = None  # (action, when it must have ended)
         self._idle = threading.Condition(self._lock)
         self._stop = threading.Event()
+        self._closed = False
         self._jobs: queue.Queue[tuple[Message, Verdict] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._motions, name="tars-movement-motion",
                                         daemon=True)
@@ -81,15 +64,18 @@ class Movement:
             log.warning("malformed command #%d ignored: %s", n, msg.decode_error)
             return
         with self._lock:
-            verdict = handle(msg.data, busy=self._running, rig=self.rig)
+            verdict = handle(msg.data, busy=self._running is not None, rig=self.rig)
             if verdict.event == "run":
-                self._running = True
+                if not self._answer(msg, "started", verdict.action, final=False):
+                    log.warning("%r not run: its start could not be reported", verdict.action)
+                    return
+                planned = sum(frame.duration for frame in verdict.frames)
+                self._running = (verdict.action, self._clock() + 2 * planned + _SLACK)
                 self._stop.clear()
-                self._answer(msg, "started", verdict.action, final=False)
                 self._jobs.put((msg, verdict))
                 return
             self.tally.add(verdict.event)
-            log.info("%s %r: %s", verdict.event, verdict.action, verdict.error)
+            log.info("%s %s: %s", verdict.event, verdict.action, verdict.error)
             self._answer(msg, verdict.event, verdict.action, error=verdict.error)
 
     def on_stop(self, msg: Message) -> None:
@@ -98,54 +84,70 @@ class Movement:
             self.tally.add("malformed")
         self._stop.set()
         with self._lock:
-            if not self._running:  # nothing to preempt: acknowledge, holding still
+            if self._running is None:  # nothing to preempt: acknowledge, holding still
                 self._answer(msg, "stopped", "none", angles=self.rig.angles())
-        log.info("stop requested: %s", msg.data.get("reason", "-")
-                 if isinstance(msg.data, dict) else "-")
+        reason = msg.data.get("reason", "-") if isinstance(msg.data, dict) else "-"
+        log.info("stop requested: %s", shown(reason))
 
     def _motions(self) -> None:
         while (job := self._jobs.get()) is not None:
-            msg, verdict = job
-            error = None
             try:
-                event = "completed" if self.rig.run_motion(verdict.frames, self._stop) \
-                    else "stopped"
-            except Exception as exc:  # a hardware fault must not kill the motion thread
-                log.exception("motion %r failed", verdict.action)
-                event, error = "failed", str(exc) or type(exc).__name__
-            with self._lock:
-                self._running = False
-                self._idle.notify_all()
-                self.tally.add(event)
-                self._answer(msg, event, verdict.action, error=error, angles=self.rig.angles())
+                self._run(*job)
+            except Exception:  # nothing a job does may end this thread
+                log.exception("motion %r: the motion thread carries on", job[1].action)
+                with self._lock:
+                    self._running = None
+                    self._idle.notify_all()
+
+    def _run(self, msg: Message, verdict: Verdict) -> None:
+        error = None
+        try:
+            event = "completed" if self.rig.run_motion(verdict.frames, self._stop) \
+                else "stopped"
+        except Exception as exc:  # a hardware fault is reported, and the next motion runs
+            log.exception("motion %r failed", verdict.action)
+            event, error = "failed", clean(str(exc) or type(exc).__name__)
+        with self._lock:
+            self._running = None
+            self._idle.notify_all()
+            self.tally.add(event)
+            self._answer(msg, event, verdict.action, error=error, angles=self.rig.angles())
 
     def _answer(self, msg: Message, event: str, action: str, *, error: str | None = None,
-                angles: dict[str, float] | None = None, final: bool = True) -> None:
+                angles: dict[str, float] | None = None, final: bool = True) -> bool:
+        """Status (and for a request's last event, the reply); whether the status went out."""
         data: dict[str, Any] = {"event": event, "action": action}
         if error:
             data["error"] = error
         if angles is not None:
             data["angles"] = {name: round(a, 2) for name, a in angles.items()}
         correlate = msg.envelope.id if msg.envelope else None
-        publish(self.client, MOVEMENT_STATUS, data, correlate=correlate)
+        sent = publish(self.client, MOVEMENT_STATUS, data, correlate, tally=self.tally)
         if final and msg.reply_to:
-            try:
-                self.client.reply(msg, RESULT_TYPE, data)
-            except PublishError as exc:
-                log.warning("reply to %s not sent: %s", msg.reply_to, exc)
+            reply(self.client, msg, RESULT_TYPE, data, tally=self.tally)
+        return sent is not None
+
+    def liveness(self) -> str | None:
+        """Why the motion thread is dead or wedged (a motion far past its planned end)."""
+        if self._closed:
+            return None
+        if not self._thread.is_alive():
+            return "the motion thread has died"
+        with self._lock:
+            running = self._running
+        if running is not None and self._clock() > running[1]:
+            return f"motion {running[0]!r} is still running long after its planned end"
+        return None
 
     def halt(self, timeout: float = 5.0) -> None:
         """Stop any motion and wait until it has reported ``stopped`` (at shutdown)."""
         with self._idle:
             self._stop.set()
-            self._idle.wait_for(lambda: not self._running, timeout)
-
-    def liveness(self) -> str | None:
-        """Why the motion thread cannot run commands, else None (for the watchdog)."""
-        return None if self._thread.is_alive() else "the motion thread has died"
+            self._idle.wait_for(lambda: self._running is None, timeout)
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop any motion, end the motion thread, release the pins. Idempotent."""
+        self._closed = True
         self._stop.set()
         self._jobs.put(None)
         self._thread.join(timeout)

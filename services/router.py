@@ -11,31 +11,46 @@ piece (or reply) within ``TARS_ROUTER_LLM_TIMEOUT`` says the fallback sentence.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
-from tars_mqtt import Message, MQTTError, RequestTimeout
+from tars_mqtt import Message, PublishError, PublishHandle, RequestTimeout
 from tars_mqtt.aio import AsyncMQTTClient
 
 from . import topics as t
-from .common import Tally, problems
-from .conversation import Action, AskLLM, Conversation, Publish, RouterSettings, event_from
+from .common import UNSENDABLE, Tally
+from .conversation import (
+    Action,
+    AskLLM,
+    Conversation,
+    Publish,
+    RouterSettings,
+    event_from,
+    llm_reply,
+)
 from .runtime import AsyncService, run_async
+from .text import clean
 
 __all__ = ["Router", "main", "setup"]
 
 log = logging.getLogger("tars.router")
+EVENT_BACKLOG = 64  # events waiting for the loop; beyond, handlers wait (back-pressure)
+STUCK_AFTER = 60.0  # seconds on one event (or past a deadline) before the loop counts as stuck
 
 
 class Router:
     """The asyncio shell: handlers queue events; one loop feeds the machine, runs actions."""
 
-    def __init__(self, client: AsyncMQTTClient, settings: RouterSettings) -> None:
-        self.client, self.settings = client, settings
+    def __init__(self, client: AsyncMQTTClient, settings: RouterSettings, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.client, self.settings, self._clock = client, settings, clock
         self.machine = Conversation(settings)
         self.tally = Tally()
-        self.events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self.events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue(EVENT_BACKLOG)
+        self._busy_since: float | None = None  # when the loop took the event it is on
         self.tasks: set[asyncio.Task[None]] = set()
         self.first_words: dict[int, asyncio.Event] = {}  # turn -> its first piece came
         topics = (t.WAKE_EVENT, t.STT_FINAL, t.TTS_STATUS) + ((t.LLM_STREAM,) if
@@ -44,40 +59,64 @@ class Router:
             client.subscribe(spec.name, self.on_message, qos=spec.qos)
 
     async def on_message(self, msg: Message) -> None:
-        event = event_from(msg)
+        event, problem = event_from(msg)
         if event is None:
             n = self.tally.add("malformed")
-            log.warning("malformed message #%d on %s ignored: %s", n, msg.topic,
-                        msg.decode_error or problems(msg, t.spec_for(msg.topic)) or "empty")
+            log.warning("malformed message #%d on %s ignored: %s", n, msg.topic, problem)
             return
-        self.events.put_nowait(event)
+        await self.events.put(event)  # full: the worker waits, and the broker with it
 
     async def run(self) -> None:
-        await self._perform(self.machine.start())
+        self._perform(self.machine.start())
         while True:
+            self._busy_since = None
             wait = None if self.machine.deadline is None else max(
-                0.0, self.machine.deadline - time.monotonic())
+                0.0, self.machine.deadline - self._clock())
             try:
                 event = await asyncio.wait_for(self.events.get(), wait)
             except TimeoutError:
                 event = ("timeout",)
+            self._busy_since = self._clock()
             if event[0] == "delta" and event[1] in self.first_words:
                 self.first_words[event[1]].set()
-            await self._perform(self.machine.handle(event, time.monotonic()))
+            self._perform(self.machine.handle(event, self._busy_since))
 
-    async def _perform(self, actions: list[Action]) -> None:
+    def liveness(self) -> str | None:
+        """Why the conversation loop is stuck: on one event, or past a deadline, too long."""
+        now, busy, deadline = self._clock(), self._busy_since, self.machine.deadline
+        if busy is not None and now - busy > STUCK_AFTER:
+            return f"the conversation loop has been on one event for {now - busy:.0f} s"
+        if deadline is not None and now - deadline > STUCK_AFTER:
+            return f"the conversation loop missed a deadline by {now - deadline:.0f} s"
+        return None
+
+    def _perform(self, actions: list[Action]) -> None:
+        """Hand the actions over; never waits for the broker (a slow ack must not hold up
+        the one loop, nor a loop held up stall the client's inbound side)."""
         for action in actions:
             if isinstance(action, AskLLM):
                 task = asyncio.create_task(self._ask(action))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
                 continue
+            spec = action.spec
             try:
-                await self.client.publish_event(action.spec.name, action.spec.event_type,
-                                                action.data, qos=action.spec.qos,
-                                                retain=action.spec.retain)
-            except MQTTError as exc:
-                log.warning("not published on %s: %s", action.spec.name, exc)
+                handle = self.client.sync.publish_event(spec.name, spec.event_type, action.data,
+                                                        qos=spec.qos, retain=spec.retain)
+            except UNSENDABLE as exc:  # the loop goes on whatever one message does
+                self._unsent(spec.name, exc)
+                continue
+            handle.add_done_callback(self._settled)
+
+    def _settled(self, handle: PublishHandle) -> None:
+        """On the client's thread once the broker answered: a refusal is logged and counted."""
+        try:
+            handle.wait(0)
+        except PublishError as exc:
+            self._unsent(handle.topic, exc)
+
+    def _unsent(self, topic: str, exc: Exception) -> None:
+        log.warning("not sent to %s (#%d): %s", topic, self.tally.add("unsent"), clean(str(exc)))
 
     async def _ask(self, ask: AskLLM) -> None:
         """Ask; the first piece must come within the LLM timeout, the reply within the
@@ -96,23 +135,20 @@ class Router:
                                return_when=asyncio.FIRST_COMPLETED)
             if not (asking.done() or started.done()):
                 raise RequestTimeout(f"no first words within {self.settings.llm_timeout} s")
-            msg = await asking
-            answer = msg.data if isinstance(msg.data, dict) else {}
-            if isinstance(answer.get("reply"), str) and not answer.get("error"):
-                reply = answer["reply"]
-                action = answer.get("action") if isinstance(answer.get("action"), str) else None
-            else:
-                log.warning("the LLM answered with an error: %s", answer.get("error", answer))
+            reply, action, problem = llm_reply(await asking)
+            if problem:
+                log.warning("%s: the fallback is spoken", problem)
         except RequestTimeout as exc:
             log.warning("%s: the fallback is spoken", exc)
-            await self._perform([Publish(t.LLM_CANCEL, {"session": ask.session})])
-        except MQTTError as exc:
-            log.warning("llm request failed: %s", exc)
-        finally:
-            asking.cancel()
+            self._perform([Publish(t.LLM_CANCEL, {"session": ask.session})])
+        except UNSENDABLE as exc:
+            log.warning("llm request failed: %s", clean(str(exc)))
+        finally:  # the answer always goes back; a full backlog drops it (the deadline ends
+            asking.cancel()  # the turn then)
             started.cancel()
             self.first_words.pop(ask.turn, None)
-        self.events.put_nowait(("answer", ask.turn, reply, action))
+            with contextlib.suppress(asyncio.QueueFull):
+                self.events.put_nowait(("answer", ask.turn, reply, action))
 
 
 def setup(client: AsyncMQTTClient) -> AsyncService:
@@ -125,7 +161,7 @@ def setup(client: AsyncMQTTClient) -> AsyncService:
         await asyncio.gather(*router.tasks, return_exceptions=True)
         log.info("router stopped; counts %s", router.tally.as_dict())
 
-    return AsyncService(main=router.run, close=close)
+    return AsyncService(main=router.run, close=close, liveness=router.liveness)
 
 
 def main() -> int:

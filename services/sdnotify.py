@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from socket import AF_UNIX, SOCK_CLOEXEC, SOCK_DGRAM, socket
+from socket import AF_UNIX, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, socket
 
 __all__ = ["Notifier"]
 
@@ -49,8 +49,9 @@ class Notifier:
             return
         lines = (f"{key}={' '.join(str(value).splitlines())}" for key, value in fields.items())
         payload = "\n".join(lines).encode("utf-8")
-        try:
-            with socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC) as sock:
+        try:  # non-blocking: a supervisor slow to read (a full queue) costs a ping, not a
+            # frozen service (an asyncio service's pings run on its event loop)
+            with socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK) as sock:
                 sock.sendto(payload, self._address)
         except OSError as exc:
             if not self._failing:

@@ -1,4 +1,4 @@
-"""The robot's topic table (CONTRACT.md §6) in one place.
+"""The robot's topic table in one place: every topic, who talks on it, how, and what it carries.
 
 Services take topic names, QoS and retain flags from here, and tests check that every
 service publishes and subscribes only what this table says, with payloads of these types.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from .text import shown, value_problem
 
 __all__ = [
     "CHARACTER_CURRENT", "CHARACTER_GET", "CHARACTER_RESULT", "CHARACTER_UPDATE", "LLM_CANCEL",
@@ -48,24 +50,25 @@ _NUM = (int, float)
 _STATUS_EVENTS = frozenset({"started", "completed", "failed", "rejected", "stopped", "busy"})
 _STATES = frozenset({"idle", "listening", "thinking", "speaking", "moving"})
 
-WAKE_EVENT = _spec("wake/event", 1, "wake.event", "wake tools", "router",
+WAKE_EVENT = _spec("wake/event", 1, "wake.event", "wake tools ui", "router",
                    {"type": (str,), "source": (str,), "confidence": _NUM}, "confidence",
                    values={"type": frozenset({"wake", "cancel"})})
 # Only with TARS_WAKE_SIMULATE=1 on mock pins: the wake service drives its own mock button.
 WAKE_SIMULATE = _spec("wake/simulate", 1, "wake.simulate", "demo tools", "wake",
                       {"action": (str,)}, values={"action": frozenset({"press", "hold"})})
-MOVEMENT_COMMAND = _spec("movement/command", 1, "movement.command", "router tools", "movement",
+MOVEMENT_COMMAND = _spec("movement/command", 1, "movement.command", "router tools ui",
+                         "movement",
                          {"action": (str,), "params": (dict,), "speed": _NUM}, "params speed")
-MOVEMENT_STOP = _spec("movement/stop", 1, "movement.stop", "router tools", "movement",
+MOVEMENT_STOP = _spec("movement/stop", 1, "movement.stop", "router tools ui", "movement",
                       {"reason": (str,)}, "reason")
-MOVEMENT_STATUS = _spec("movement/status", 1, "movement.status", "movement", "router tools",
+MOVEMENT_STATUS = _spec("movement/status", 1, "movement.status", "movement", "router tools ui",
                         {"event": (str,), "action": (str,), "error": (str,), "angles": (dict,)},
                         "error angles", values={"event": _STATUS_EVENTS})
 STT_FINAL = _spec("stt/final", 1, "stt.final", "speech", "router memory",
                   {"text": (str,), "lang": (str,), "confidence": _NUM}, "lang confidence")
-TTS_SAY = _spec("tts/say", 1, "tts.say", "router tools", "speech memory",
+TTS_SAY = _spec("tts/say", 1, "tts.say", "router tools ui", "speech memory ui",
                 {"text": (str,), "utt_id": (str,)}, "utt_id")
-TTS_STATUS = _spec("tts/status", 0, "tts.status", "speech", "router wake",
+TTS_STATUS = _spec("tts/status", 0, "tts.status", "speech", "router wake ui",
                    {"event": (str,), "utt_id": (str,)}, "utt_id",
                    values={"event": frozenset({"speaking_start", "speaking_end"})})
 TTS_CONTROL = _spec("tts/control", 1, "tts.control", "router tools", "speech",
@@ -104,7 +107,7 @@ CHARACTER_RESULT = _spec("character/result", 1, "character.result", "memory", "t
 # Set one trait (0..100, e.g. humor) of the persona; it is kept across restarts.
 CHARACTER_UPDATE = _spec("character/update", 1, "character.update", "tools", "memory",
                          {"trait": (str,), "value": _NUM})
-SYSTEM_STATE = _spec("system/state", 1, "system.state", "router", "wake tools",
+SYSTEM_STATE = _spec("system/state", 1, "system.state", "router", "wake tools ui",
                      {"state": (str,)}, retain=True, values={"state": _STATES})
 
 TABLE: tuple[TopicSpec, ...] = (
@@ -123,7 +126,11 @@ def spec_for(topic: str) -> TopicSpec:
 
 
 def check_payload(spec: TopicSpec, data: Any) -> list[str]:
-    """Problems with ``data`` for ``spec`` (empty when it fits the table)."""
+    """Problems with ``data`` for ``spec`` (empty when it fits the table); never raises.
+
+    Beyond the table's types: no number anywhere in ``data`` may be non-finite or too
+    large for a float, and no text may be unencodable (what strict JSON peers refuse).
+    """
     if not isinstance(data, dict):
         return [f"{spec.name}: data must be an object, got {type(data).__name__}"]
     problems = []
@@ -136,6 +143,9 @@ def check_payload(spec: TopicSpec, data: Any) -> list[str]:
         if isinstance(value, bool) or not isinstance(value, kinds):
             problems.append(f"{spec.name}: field {name!r} has type {type(value).__name__}")
         elif name in spec.values and value not in spec.values[name]:
-            problems.append(f"{spec.name}: field {name!r} = {value!r} is not one of"
+            problems.append(f"{spec.name}: field {name!r} = {shown(value)} is not one of"
                             f" {sorted(spec.values[name])}")
+    found = value_problem(data)
+    if found:
+        problems.append(f"{spec.name}: {found}")
     return problems

@@ -12,72 +12,20 @@ another process presses the button through gpiozero's real ``Button`` path.
 from __future__ import annotations
 
 import logging
-import os
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from hw import PATTERNS, StatusLED, WakeButton, default_pin_factory
-from tars_mqtt import ConfigError, Message, MQTTClient
+from hw import StatusLED, WakeButton, default_pin_factory
+from tars_mqtt import Message, MQTTClient
 
-from .common import Tally, env_bool, env_float, env_int, problems, publish
+from .common import Tally, problems, publish
 from .runtime import Service, run
 from .topics import SYSTEM_STATE, WAKE_EVENT, WAKE_SIMULATE
+from .wake_logic import WakeSettings, handle_button, handle_state
 
 __all__ = ["Wake", "WakeSettings", "handle_button", "handle_state", "main", "setup"]
 
 log = logging.getLogger("tars.wake")
-
-
-@dataclass(frozen=True)
-class WakeSettings:
-    """``TARS_WAKE_PIN`` (17), ``TARS_WAKE_HOLD_TIME`` (1.5 s), ``TARS_LED_PIN`` (23),
-    ``TARS_LED_RGB`` (e.g. ``22,23,24``; unset = single LED), ``TARS_WAKE_SIMULATE``."""
-
-    pin: int = 17
-    hold_time: float = 1.5
-    led_pin: int = 23
-    led_rgb: tuple[int, int, int] | None = None
-    simulate: bool = False
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> WakeSettings:
-        rgb_raw = environ.get("TARS_LED_RGB", "").strip()
-        rgb = None
-        if rgb_raw:
-            parts = rgb_raw.split(",")
-            if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
-                raise ConfigError(f"TARS_LED_RGB={rgb_raw!r} must be three GPIO numbers: r,g,b")
-            rgb = (int(parts[0]), int(parts[1]), int(parts[2]))
-        simulate = env_bool(environ, "TARS_WAKE_SIMULATE", False)
-        factory = environ.get("GPIOZERO_PIN_FACTORY", "").strip().lower()
-        if simulate and factory != "mock":
-            raise ConfigError("TARS_WAKE_SIMULATE=1 needs GPIOZERO_PIN_FACTORY=mock: it drives"
-                              f" the mock button pin, never a real one (factory {factory!r})")
-        return cls(pin=env_int(environ, "TARS_WAKE_PIN", 17, high=27),
-                   hold_time=env_float(environ, "TARS_WAKE_HOLD_TIME", 1.5, low=0.05, high=30),
-                   led_pin=env_int(environ, "TARS_LED_PIN", 23, high=27), led_rgb=rgb,
-                   simulate=simulate)
-
-
-def handle_button(kind: str) -> dict[str, Any]:
-    """The ``wake/event`` data for a button ``press`` or ``hold``."""
-    return {"type": "cancel" if kind == "hold" else "wake", "source": "button"}
-
-
-def handle_state(data: Any) -> tuple[str | None, str | None]:
-    """The LED state for ``system/state`` data, and the problem if any.
-
-    A known state shows as itself; an unknown one shows ``error``; data without a
-    string ``state`` shows nothing (``None``): it is malformed.
-    """
-    state = data.get("state") if isinstance(data, dict) else None
-    if not isinstance(state, str):
-        return None, f"system/state data has no string 'state': {data!r}"
-    if state not in PATTERNS or state == "error":
-        return "error", f"unknown state {state!r}"
-    return state, None
 
 
 class Wake:
@@ -89,6 +37,7 @@ class Wake:
         self.tally = Tally()
         self._sim_pin = sim_pin
         self._held = threading.Event()
+        self._closing = False
         button.on_press = lambda: self._emit("press")
         button.on_hold = lambda: self._emit("hold")
         led.show("idle")
@@ -100,25 +49,26 @@ class Wake:
         if kind == "hold":
             self._held.set()
         log.info("button %s", kind)
-        publish(self.client, WAKE_EVENT, handle_button(kind))
+        publish(self.client, WAKE_EVENT, handle_button(kind), tally=self.tally)
 
     def on_state(self, msg: Message) -> None:
-        shown, problem = handle_state(msg.data if msg.envelope else None)
-        if shown is None:
+        state, problem = handle_state(msg.data if msg.envelope else None)
+        if state is None:
             log.warning("malformed system/state #%d ignored: %s", self.tally.add("malformed"),
                         msg.decode_error or problem)
             return
         if problem:
             self.tally.add("unknown_state")
             log.error("%s: the LED shows error", problem)
-        self.led.show(shown)
-        log.info("LED shows %s", shown)
+        self.led.show(state)
+        log.info("LED shows %s", state)
 
     def on_simulate(self, msg: Message) -> None:
         """Press (down, up) or hold (down until the button reports the hold, up) the pin."""
-        if problems(msg, WAKE_SIMULATE):
+        found = problems(msg, WAKE_SIMULATE)
+        if found:
             log.warning("malformed wake/simulate #%d ignored: %s", self.tally.add("malformed"),
-                        problems(msg, WAKE_SIMULATE))
+                        "; ".join(found))
             return
         self._held.clear()
         self._sim_pin.drive_low()
@@ -126,7 +76,14 @@ class Wake:
             log.error("simulated hold: the button never reported the hold")
         self._sim_pin.drive_high()
 
+    def liveness(self) -> str | None:
+        """Why the button or the LED no longer works (gpiozero runs their threads)."""
+        if not self._closing and (self.button.closed or self.led.closed):
+            return "the wake button or the status LED has been closed"
+        return None
+
     def close(self) -> None:
+        self._closing = True
         self.button.close()
         self.led.close()
 
@@ -144,7 +101,7 @@ def setup(client: MQTTClient) -> Service:
         service.close()
         log.info("wake stopped; counts %s", service.tally.as_dict())
 
-    return Service(close=close)
+    return Service(close=close, liveness=service.liveness)
 
 
 def main() -> int:

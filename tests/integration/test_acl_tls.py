@@ -89,10 +89,12 @@ def service_env(root: Path, user: str, **overrides: str) -> dict[str, str]:
 
 @pytest.fixture
 def connect(root: Path, robot_broker: RobotBroker) -> Iterator[Callable[..., MQTTClient]]:
-    """``connect(user, **env overrides)``: a started client with that user's credentials."""
+    """``connect(user, **env overrides)``: a started client with that user's credentials;
+    ``setup(client)`` runs before it starts (to subscribe before the first message)."""
     clients: list[MQTTClient] = []
 
-    def make(user: str, **overrides: str) -> MQTTClient:
+    def make(user: str, setup: Callable[[MQTTClient], object] | None = None,
+             **overrides: str) -> MQTTClient:
         env = service_env(root, user, **{
             "MQTT_URL": robot_broker.url, "MQTT_CLIENT_ID": f"{user}-{next(_ids)}",
             "MQTT_RECONNECT_MIN_DELAY": "0.1", "MQTT_RECONNECT_MAX_DELAY": "0.5", **overrides})
@@ -100,6 +102,8 @@ def connect(root: Path, robot_broker: RobotBroker) -> Iterator[Callable[..., MQT
             env["MQTT_CLIENT_ID"] = overrides.get("MQTT_CLIENT_ID", user)
         client = MQTTClient(MQTTConfig.from_env(environ=env))
         clients.append(client)
+        if setup is not None:
+            setup(client)
         client.start(timeout=10)
         return client
 
@@ -175,18 +179,47 @@ def test_anonymous_clients_are_refused(robot_broker: RobotBroker) -> None:
         client.stop()
 
 
-def test_a_service_may_not_impersonate_another_one(connect: Callable[..., MQTTClient]) -> None:
-    """System topics are granted by login name: wake's login cannot speak as movement."""
-    tools = connect("tools")
-    health = Inbox(tools, "system/health/+")
-    impostor = connect("wake", MQTT_CLIENT_ID="movement")
-    with pytest.raises(PublishError, match="Not authorized"):
-        impostor.publish_health(False, "error", "forged").wait(5)
-    connect("wake")  # a real wake's own health passes: the marker
-    assert health.wait_for(lambda m: m.topic == "system/health/wake"), "no health from wake"
-    forged = [m for m in health.messages  # retained ones are from earlier tests' movement
-              if m.topic == "system/health/movement" and not m.retain]
-    assert forged == []
+def test_no_login_can_take_over_another_logins_client_id(
+        connect: Callable[..., MQTTClient], robot_broker: RobotBroker) -> None:
+    """mosquitto disconnects the older of two clients with one id (and fires its will).
+    With ids tied to logins, a wake or tools login asking for "movement" gets its own."""
+    movement, router = connect("movement"), connect("router")
+    commands = Inbox(movement, "movement/command")
+    seen = len(robot_broker.log_path.read_text(errors="replace"))
+    impostors = [connect("wake", MQTT_CLIENT_ID="movement"),
+                 connect("tools", MQTT_CLIENT_ID="movement")]
+    with pytest.raises(PublishError, match="Not authorized"):  # nor can it speak as one
+        impostors[0].publish_health(False, "error", "forged").wait(5)
+    router.publish_event("movement/command", "movement.command", {"action": "marker"}).wait(5)
+    assert commands.wait_for(lambda m: m.data == {"action": "marker"}), "movement went deaf"
+    assert movement.is_connected and movement.stats().reconnects == 0
+    log = robot_broker.log_path.read_text(errors="replace")[seen:]
+    assert "Client movement already connected" not in log
+    assert "as wake (p5" in log and "as tools (p5" in log, log  # what the impostors became
+    assert [m.data for m in commands.messages] == [{"action": "marker"}]
+
+
+BURST = 1500  # more than mosquitto's default max_queued_messages (1000)
+
+
+def test_an_offline_session_gets_every_message_the_broker_acknowledged(
+        connect: Callable[..., MQTTClient]) -> None:
+    """With mosquitto's default queue limit, messages beyond 1000 for a client that is away
+    are acknowledged to their publisher and then silently thrown away."""
+    session = {"MQTT_CLEAN_START": "false", "MQTT_SESSION_EXPIRY": "300"}
+    away = connect("movement", **session)
+    away.subscribe("movement/command", lambda m: None, qos=1)
+    away.stop()
+    router = connect("router")
+    handles = [router.publish_event("movement/command", "movement.command", {"n": n})
+               for n in range(BURST)]
+    for handle in handles:
+        handle.wait(10)  # every one acknowledged by the broker
+    inbox: list[Inbox] = []
+    connect("movement", setup=lambda c: inbox.append(Inbox(c, "movement/command")), **session)
+    assert inbox[0].wait_for(lambda m: m.data == {"n": BURST - 1}, timeout=20), \
+        f"{len(inbox[0].messages)} of {BURST} arrived"
+    assert sorted(m.data["n"] for m in inbox[0].messages) == list(range(BURST))
 
 
 # TLS --------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The asyncio twin against a real mosquitto (contract §4).
+"""The asyncio twin against a real mosquitto .
 
 No pytest-asyncio: every test is a sync test running one coroutine with ``asyncio.run``
 under an overall deadline.
@@ -124,7 +124,7 @@ def test_messages_over_a_wildcard(make_async: MakeAsync) -> None:
                 ("aio/kitchen/temp", {"c": 21}), ("aio/hall/temp", {"c": 19})]
             assert client.sync._routing.get("aio/+/temp") is None  # unsubscribed on exit
 
-            # The contract's short form: plain `async for`, subscribed on first use.
+            # The short form: plain `async for`, subscribed on first use.
             async def first_two() -> list[str]:
                 topics = []
                 async for msg in client.messages("aio/#", qos=1):

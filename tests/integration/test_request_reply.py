@@ -1,4 +1,4 @@
-"""Request/reply on the threaded client, against a real mosquitto (contract §3)."""
+"""Request/reply on the threaded client, against a real mosquitto ."""
 
 from __future__ import annotations
 
@@ -288,7 +288,7 @@ def test_example_runs(broker: Broker) -> None:
 
 def test_a_named_reply_topic_pairs_llm_request_with_llm_response(
         make_client: MakeClient) -> None:
-    """Contract §6: llm/request is answered on llm/response, matched by correlate.
+    """The topic table: llm/request is answered on llm/response, matched by correlate.
 
     One answerer uses ``reply()`` (the request's ``reply_to`` is llm/response); the other
     follows the topic table by hand, publishing on llm/response with ``correlate``.

@@ -1,4 +1,4 @@
-"""Fault injection, part 3: half-open links, crashed processes, health and heartbeat (§5).
+"""Fault injection, part 3: half-open links, crashed processes, health and heartbeat.
 
 A loopback proxy black-holes the link to fake dead Wi-Fi; child processes are
 SIGKILLed to fake a crash. Real mosquitto, every wait bounded.

@@ -1,4 +1,4 @@
-"""Fault injection, part 1: the broker goes away and comes back (contract §1, §3, §5).
+"""Fault injection, part 1: the broker goes away and comes back (settings, reconnect, health).
 
 Each test restarts a real mosquitto on loopback; every wait is bounded.
 """

@@ -7,91 +7,19 @@ a message with a timeout. Each test ends with SIGTERM: ``shutdown`` health and e
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tars_mqtt import Message, MQTTClient, MQTTConfig
+from tars_mqtt import MQTTClient, MQTTConfig
 from tars_mqtt.testing import Broker
+from tests.services.test_sdnotify import NotifyListener
 
-ROOT = Path(__file__).resolve().parents[2]
-TIMEOUT = 10.0
-
-
-class Recorder:
-    """Every message on ``#``, and waits for the one a predicate picks."""
-
-    def __init__(self, client: MQTTClient) -> None:
-        self.client = client
-        self.messages: list[Message] = []
-        self._cond = threading.Condition()
-        client.subscribe("#", self._on, qos=1)
-
-    def _on(self, msg: Message) -> None:
-        with self._cond:
-            self.messages.append(msg)
-            self._cond.notify_all()
-
-    def wait(self, topic: str, timeout: float = TIMEOUT, after: int = 0,
-             **fields: Any) -> Message:
-        """The first message on ``topic`` (from index ``after``) whose data has ``fields``."""
-        def match(m: Message) -> bool:
-            return m.topic == topic and isinstance(m.data, dict) and all(
-                m.data.get(k) == v for k, v in fields.items())
-
-        found: list[Message] = []
-
-        def check() -> bool:
-            found[:] = [m for m in self.messages[after:] if match(m)]
-            return bool(found)
-
-        with self._cond:
-            if not self._cond.wait_for(check, timeout):
-                seen = [(m.topic, m.data) for m in self.messages[after:]
-                        if not m.topic.startswith("system/keepalive")]
-                raise AssertionError(f"no {topic} {fields} within {timeout} s; saw {seen}")
-        return found[0]
-
-    def mark(self) -> int:
-        with self._cond:
-            return len(self.messages)
-
-    def on(self, topic: str, after: int = 0) -> list[Any]:
-        with self._cond:
-            return [m.data for m in self.messages[after:] if m.topic == topic]
-
-
-class Service:
-    """``python -m services.<name>`` with its output in a log file."""
-
-    def __init__(self, name: str, broker: Broker, log_dir: Path, **env: str) -> None:
-        self.name = name
-        self.log_path = log_dir / f"{name}.log"
-        environ = {**os.environ, "MQTT_URL": broker.url, "GPIOZERO_PIN_FACTORY": "mock",
-                   "MQTT_HEARTBEAT_INTERVAL": "0.5", "TARS_LOG_LEVEL": "INFO", **env}
-        with open(self.log_path, "wb") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT,
-                                         env=environ, stdout=out, stderr=subprocess.STDOUT)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def terminate(self) -> int:
-        """SIGTERM and the exit code (killed after TIMEOUT s, then it is an error)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(TIMEOUT)
-            raise AssertionError(f"{self.name} ignored SIGTERM; log:\n{self.log()}") from None
+from .support import ROOT, TIMEOUT, Recorder, Service, notify_env, raw_envelope, still_live
 
 
 @pytest.fixture
@@ -104,7 +32,9 @@ def start(broker: Broker, tmp_path: Path, rec: Recorder) -> Iterator[Callable[..
     """``start(name, **env)``: a service process, ready (its ``ready`` health seen)."""
     started: list[Service] = []
 
-    def run(name: str, **env: str) -> Service:
+    def run(name: str, listener: NotifyListener | None = None, **env: str) -> Service:
+        if listener is not None:  # as systemd runs it: pings while it is live
+            env = {**notify_env(listener), **env}
         svc = Service(name, broker, tmp_path, **env)
         started.append(svc)
         try:
@@ -167,6 +97,37 @@ def test_movement_request_reply_busy_stop_rejected_malformed(
     assert again.data["event"] == "completed"
     stop_cleanly(svc, rec)
     assert "malformed command #1 ignored" in svc.log()
+
+
+@pytest.fixture
+def listener() -> Iterator[NotifyListener]:
+    sock = NotifyListener()
+    yield sock
+    sock.close()
+
+
+@pytest.mark.timeout(60)
+def test_movement_survives_commands_it_cannot_answer(
+        start: Callable[..., Service], rec: Recorder, listener: NotifyListener) -> None:
+    """An id no UTF-8 encoder can send back once wedged it ``busy``; a wildcard ``reply_to``
+    killed its motion thread. Both are now logged and counted; it goes on moving."""
+    svc = start("movement", listener)
+    caller = rec.client
+    quick = {"action": "pose", "params": {"angles": {"left_arm": 20}, "duration": 0.1}}
+    caller.publish("movement/command", raw_envelope(quick, id="\ud800"), qos=1).wait(5)
+    wild_id = uuid.uuid4().hex
+    caller.publish("movement/command", raw_envelope(quick, id=wild_id, reply_to="bad/+/topic"),
+                   qos=1).wait(5)
+    done = rec.wait("movement/status", action="pose", event="completed")
+    assert done.correlate == wild_id, rec.on("movement/status")  # not "busy"
+    caller.publish("movement/stop", raw_envelope({}, id="\udfff"), qos=1).wait(5)
+    reply = caller.request("movement/command", "movement.command",
+                           {"action": "pose", "params": {"angles": {"left_arm": 5},
+                                                         "duration": 0.1}}, timeout=TIMEOUT)
+    assert reply.data["event"] == "completed"  # the motion thread is alive
+    still_live(listener)
+    stop_cleanly(svc, rec)
+    assert "not sent to reply topic 'bad/+/topic'" in svc.log()
 
 
 @pytest.mark.timeout(30)
@@ -271,3 +232,34 @@ def test_router_state_machine_llm_fallback_and_cancel(
     hear("stop")
     stop_cleanly(svc, rec)
     assert "malformed message #2 on stt/final ignored" in svc.log()
+
+
+@pytest.mark.timeout(60)
+def test_router_survives_what_it_cannot_say_or_hear(
+        start: Callable[..., Service], rec: Recorder, listener: NotifyListener) -> None:
+    """An LLM reply no UTF-8 encoder can send on (it used to end the router's loop, and the
+    process), a transcript that is not UTF-8 and one of 100 kB: the fallback is said, the
+    bad transcripts are counted, and the router goes on hearing."""
+    svc = start("router", listener, TARS_ROUTER_LLM_TIMEOUT="2.0")
+    c = rec.client
+    rec.wait("system/state", state="idle")
+    llm = MQTTClient(MQTTConfig(url=c.config.url, client_id="hostile-llm"))
+    with llm:
+        llm.subscribe("llm/request", lambda m: llm.publish(m.reply_to or "llm/response",
+                      raw_envelope({"reply": "sunny \ud800"}, event_type="llm.response",
+                                   correlate=m.envelope.id if m.envelope else None),
+                      qos=1), qos=1)
+        mark = rec.mark()
+        c.publish_event("stt/final", "stt.final", {"text": "what is the weather"}).wait(5)
+        said = rec.wait("tts/say", after=mark)
+        assert said.data["text"].startswith("Sorry, I cannot think right now")
+    for text in ("wave \ud800", "wave " * 20_000):
+        c.publish("stt/final", raw_envelope({"text": text}, event_type="stt.final"),
+                  qos=1).wait(5)
+    mark = rec.mark()
+    c.publish_event("stt/final", "stt.final", {"text": "please wave"}).wait(5)
+    assert rec.wait("movement/command", after=mark).data == {"action": "wave"}
+    still_live(listener)
+    stop_cleanly(svc, rec)
+    log = svc.log()
+    assert "not valid UTF-8" in log and "(at most 2000)" in log

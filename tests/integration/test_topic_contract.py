@@ -1,4 +1,4 @@
-"""The three services keep to the robot's topic table (services/topics.py, CONTRACT §6).
+"""The three services keep to the robot's topic table (services/topics.py, docs/topics.md).
 
 The services run as processes on mock pins through a scripted exchange that makes them use
 every topic they have. What they put on the wire is read from mosquitto's own debug log
@@ -15,17 +15,17 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from services import topics as t
 from tars_mqtt import Message, MQTTClient, MQTTConfig
 from tars_mqtt.testing import Broker
+
+from .support import Recorder
 
 ROOT = Path(__file__).resolve().parents[2]
 ACL = ROOT / "services" / "deploy" / "tars.acl"
@@ -110,38 +110,6 @@ def system_topic_ok(service: str, item: Wire) -> bool | None:
 
 
 # Processes and clients -----------------------------------------------------------------
-class Recorder:
-    """Every message on ``#``; waits for one by topic, source and data fields."""
-
-    def __init__(self, client: MQTTClient) -> None:
-        self.messages: list[Message] = []
-        self._cond = threading.Condition()
-        client.subscribe("#", self._on, qos=2)
-
-    def _on(self, msg: Message) -> None:
-        with self._cond:
-            self.messages.append(msg)
-            self._cond.notify_all()
-
-    def wait(self, topic: str, source: str, **fields: Any) -> Message:
-        def find() -> Message | None:
-            for m in self.messages:
-                if (m.topic == topic and m.envelope is not None and m.envelope.source == source
-                        and isinstance(m.data, dict)
-                        and all(m.data.get(k) == v for k, v in fields.items())):
-                    return m
-            return None
-
-        with self._cond:
-            if not self._cond.wait_for(lambda: find() is not None, TIMEOUT):
-                seen = [(m.topic, m.data) for m in self.messages
-                        if not m.topic.startswith("system/keepalive")]
-                raise AssertionError(f"no {topic} {fields} from {source}; saw {seen}")
-            found = find()
-        assert found is not None
-        return found
-
-
 class Services:
     """The three services as processes against ``broker``, logs in ``log_dir``."""
 
@@ -233,24 +201,25 @@ def exchange(logged_broker: Broker, tmp_path_factory: pytest.TempPathFactory
         try:
             for name in SERVICES:
                 try:
-                    rec.wait(f"system/health/{name}", name, event="ready")
+                    rec.wait(f"system/health/{name}", TIMEOUT, sender=name, event="ready")
                 except AssertionError:
                     raise AssertionError(f"{name} never got ready:\n{services.log(name)}") \
                         from None
             press("press")
-            rec.wait("wake/event", "wake", type="wake")
-            rec.wait("system/state", "router", state="listening")
+            rec.wait("wake/event", TIMEOUT, sender="wake", type="wake")
+            rec.wait("system/state", TIMEOUT, sender="router", state="listening")
             hear("please wave")
-            rec.wait("movement/status", "movement", event="completed", action="wave")
-            rec.wait("tts/say", "router", text="Okay, waving.")
+            rec.wait("movement/status", TIMEOUT, sender="movement", event="completed",
+                     action="wave")
+            rec.wait("tts/say", TIMEOUT, sender="router", text="Okay, waving.")
             hear("stop")
-            rec.wait("movement/stop", "router")
-            rec.wait("movement/status", "movement", event="stopped")
+            rec.wait("movement/stop", TIMEOUT, sender="router")
+            rec.wait("movement/status", TIMEOUT, sender="movement", event="stopped")
             hear("what is the weather")
-            rec.wait("tts/say", "router", text="It is sunny.")
+            rec.wait("tts/say", TIMEOUT, sender="router", text="It is sunny.")
             press("hold")
-            rec.wait("wake/event", "wake", type="cancel")
-            rec.wait("tts/control", "router", action="stop")
+            rec.wait("wake/event", TIMEOUT, sender="wake", type="cancel")
+            rec.wait("tts/control", TIMEOUT, sender="router", action="stop")
             reply = tools.request(t.MOVEMENT_COMMAND.name, t.MOVEMENT_COMMAND.event_type,
                                   {"action": "reset", "speed": 3}, timeout=TIMEOUT)
             assert reply.data["event"] == "completed", reply.data
@@ -258,7 +227,7 @@ def exchange(logged_broker: Broker, tmp_path_factory: pytest.TempPathFactory
             assert codes == dict.fromkeys(SERVICES, 0), {
                 n: services.log(n)[-2000:] for n, c in codes.items() if c}
             for name in SERVICES:
-                rec.wait(f"system/health/{name}", name, event="shutdown")
+                rec.wait(f"system/health/{name}", TIMEOUT, sender=name, event="shutdown")
         finally:
             services.kill()
     yield Exchange(wire_log(broker.log_path.read_text(errors="replace")), list(rec.messages))
@@ -275,7 +244,7 @@ def test_services_publish_and_subscribe_only_what_the_table_says(exchange: Excha
         system = system_topic_ok(item.client, item)
         if system is not None:
             if not system:
-                problems.append(f"{item}: not how a system topic is used (CONTRACT §5)")
+                problems.append(f"{item}: not how a system topic is used (docs/api.md)")
             continue
         try:
             spec = t.spec_for(item.topic)
@@ -405,7 +374,7 @@ def test_acl_grants_exactly_what_the_table_says() -> None:
                     or (login, topic) in system_reads and topic in rights["write"]:
                 problems.append(f"{login}: {topic} is granted but not in the table")
     assert not problems, "\n".join(problems)
-    # the system topics every client needs (CONTRACT §5, request/reply)
+    # the system topics every client needs (health, heartbeat, request/reply)
     assert set(patterns) >= {("write", "system/health/%u"), ("readwrite", "system/keepalive/%u"),
                              ("readwrite", "system/reply/%u"), ("write", "system/reply/#")}
 

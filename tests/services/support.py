@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from tars_mqtt import Envelope, Message
+from tars_mqtt.topics import validate_topic
 
 
 class Published:
@@ -34,14 +37,20 @@ class FakeClient:
         self.handlers[topic_filter] = handler
 
     def publish_event(self, topic: str, event_type: str, data: dict[str, Any], qos: int = 1,
-                      retain: bool = False, correlate: str | None = None) -> None:
+                      retain: bool = False, correlate: str | None = None) -> Published:
+        """Refuses what the real client refuses: a malformed topic, an unencodable envelope."""
+        validate_topic(topic)
+        Envelope(type=event_type, source="fake", data=data, correlate=correlate).encode()
         with self._cond:
             self.published.append(Published(topic, event_type, data, qos, retain, correlate))
             self._cond.notify_all()
+            return self.published[-1]
 
-    def reply(self, request: Message, event_type: str, data: dict[str, Any]) -> None:
-        assert request.reply_to and request.envelope
-        self.publish_event(request.reply_to, event_type, data, correlate=request.envelope.id)
+    def reply(self, request: Message, event_type: str, data: dict[str, Any]) -> Published:
+        if not request.reply_to:
+            raise ValueError(f"message on {request.topic!r} has no reply_to")
+        correlate = request.envelope.id if request.envelope else request.correlate
+        return self.publish_event(request.reply_to, event_type, data, correlate=correlate)
 
     def on(self, topic: str) -> list[Published]:
         with self._cond:
@@ -63,10 +72,13 @@ class FakeClient:
 
 
 def message(topic: str, data: Any, *, reply_to: str | None = None,
-            event_type: str = "test.event") -> Message:
-    """A decoded envelope as a worker would hand it to a handler."""
+            event_type: str = "test.event", envelope_id: str | None = None) -> Message:
+    """A decoded envelope as a worker would hand it to a handler (any id, any reply_to)."""
     envelope = Envelope(type=event_type, source="test", data=data, reply_to=reply_to)
-    return Message(topic=topic, payload=envelope.encode(), qos=1, envelope=envelope,
+    if envelope_id is not None:
+        envelope = dataclasses.replace(envelope, id=envelope_id)
+    payload = json.dumps(envelope.to_wire()).encode()  # escapes what UTF-8 cannot carry
+    return Message(topic=topic, payload=payload, qos=1, envelope=envelope,
                    data=data, correlate=None, reply_to=reply_to)
 
 

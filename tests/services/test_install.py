@@ -33,7 +33,7 @@ from tars_mqtt import MQTTConfig
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = [f"tars-{s}.service" for s in SERVICES]
-NO_PINS = {"llm", "memory"}  # no GPIO group, no devices at all
+NO_PINS = {"llm", "memory", "ui"}  # no GPIO group, no devices at all
 
 
 def snapshot(root: Path) -> dict[str, tuple[str, int, str]]:
@@ -165,9 +165,21 @@ def test_env_files_configure_the_client(tmp_path: Path) -> None:
 def test_broker_conf_with_tls() -> None:
     conf = broker_conf(BrokerSettings(tls=TLSListener("/c/server.crt", "/c/server.key")))
     assert "listener 1883 127.0.0.1\n" in conf
-    assert "listener 8883\ncertfile /c/server.crt\nkeyfile /c/server.key\n" in conf
+    assert ("listener 8883\nuse_username_as_clientid true\ncertfile /c/server.crt\n"
+            "keyfile /c/server.key\n") in conf
     assert "cafile" not in conf
     assert "listener 8883" not in broker_conf(BrokerSettings())
+
+
+def test_broker_conf_ties_client_ids_to_logins_and_drops_nothing() -> None:
+    conf = broker_conf(BrokerSettings(tls=TLSListener("/c/server.crt", "/c/server.key")))
+    lines = [line for line in conf.splitlines() if line and not line.startswith("#")]
+    listeners = [i for i, line in enumerate(lines) if line.startswith("listener ")]
+    assert len(listeners) == 2
+    for i in listeners:  # a listener option: it must follow each listener line
+        assert lines[i + 1] == "use_username_as_clientid true", lines[i:i + 2]
+    assert {"max_queued_messages 0", "max_inflight_messages 20", "set_tcp_nodelay true",
+            "allow_anonymous false"} <= set(lines)
 
 
 def test_hash_matches_mosquitto_passwd(tmp_path: Path) -> None:
@@ -205,7 +217,7 @@ def test_root_slash_runs_the_host_commands(monkeypatch: pytest.MonkeyPatch) -> N
 
 # The units --------------------------------------------------------------------------------
 @pytest.mark.parametrize("unit", UNITS)
-def test_service_units_say_what_the_issue_asks(unit: str) -> None:
+def test_service_units_say_how_they_are_supervised(unit: str) -> None:
     service = unit[len("tars-"):-len(".service")]
     found = directives((REPO / "systemd" / unit).read_text())
     keys = {(section, key): value for section, key, value in found}

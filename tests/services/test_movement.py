@@ -155,3 +155,82 @@ def test_a_hardware_fault_is_failed_and_the_service_lives_on(
     svc.on_command(message("movement/command", {"action": "wave"}))
     client.wait_for(lambda p: len([q for q in client.on(STATUS)
                                    if q.data["event"] == "failed"]) == 2)
+
+
+# hostile commands: the service answers what it can and never wedges ------------------
+@pytest.mark.parametrize(("data", "named"), [
+    ({"action": "wave", "speed": 10**400}, "too large"),
+    ({"action": "pose", "params": {"angles": {"left_arm": 10**400}}}, "too large"),
+    ({"action": "pose", "params": {"angles": {"left_arm": float("nan")}}}, "not a finite"),
+    ({"action": "wave", "speed": float("inf")}, "not a finite"),
+    ({"action": "w\ud800ve"}, "not valid UTF-8"),
+])
+def test_numbers_and_text_json_cannot_carry_are_rejected(rig: ServoRig, data: Any,
+                                                         named: str) -> None:
+    verdict = handle(data, busy=False, rig=rig)
+    assert verdict.event == "rejected"
+    assert verdict.error is not None and named in verdict.error
+    (verdict.action + verdict.error).encode("utf-8")  # the answer can be sent
+
+
+def test_a_huge_action_is_echoed_short(rig: ServoRig) -> None:
+    verdict = handle({"action": "x" * 100_000}, busy=False, rig=rig)
+    assert verdict.event == "rejected"
+    assert len(verdict.action) < 60 and verdict.error is not None and len(verdict.error) < 400
+
+
+def test_a_command_whose_id_cannot_be_sent_back_leaves_the_service_idle(
+        service: tuple[Movement, FakeClient]) -> None:
+    svc, client = service
+    svc.on_command(message("movement/command", {"action": "wave"}, envelope_id="\ud800"))
+    assert client.on(STATUS) == [] and svc.tally["unsent"] == 1
+    good = message("movement/command", {"action": "pose", "params": {
+        "angles": {"left_arm": 10}, "duration": 0.05}})
+    svc.on_command(good)
+    assert good.envelope is not None
+    client.wait_for(lambda p: p.correlate == good.envelope.id  # type: ignore[union-attr]
+                    and p.data["event"] == "completed")
+    assert statuses(client, good.envelope.id) == ["started", "completed"]
+
+
+def test_a_wildcard_reply_to_costs_the_reply_not_the_motion_thread(
+        service: tuple[Movement, FakeClient]) -> None:
+    svc, client = service
+    pose = {"action": "pose", "params": {"angles": {"left_arm": 10}, "duration": 0.05}}
+    bad = message("movement/command", pose, reply_to="bad/+/topic")
+    svc.on_command(bad)
+    client.wait_for(lambda p: p.data.get("event") == "completed")
+    busy = message("movement/command", {"action": "fly"}, reply_to="bad/#")  # on a worker
+    svc.on_command(busy)
+    assert svc.tally["unsent"] == 2 and svc.liveness() is None
+    again = message("movement/command", pose, reply_to="tars/reply/t")
+    svc.on_command(again)
+    assert again.envelope is not None
+    assert client.wait_for(lambda p: p.topic == "tars/reply/t").data["event"] == "completed"
+
+
+def test_liveness_names_a_dead_motion_thread(service: tuple[Movement, FakeClient]) -> None:
+    svc, _ = service
+    assert svc.liveness() is None
+    svc._jobs.put(None)  # what the thread dying looks like from outside: it is gone
+    svc._thread.join(5)
+    assert svc.liveness() == "the motion thread has died"
+
+
+def test_liveness_names_a_motion_far_past_its_planned_end(rig: ServoRig) -> None:
+    now = [100.0]
+    release = threading.Event()
+    client = FakeClient()
+    svc = Movement(client, rig, clock=lambda: now[0])  # type: ignore[arg-type]
+    rig.run_motion = lambda frames, stop: release.wait(10)  # type: ignore[method-assign,assignment,misc]
+    try:
+        svc.on_command(message("movement/command", {"action": "wave"}))  # a few seconds
+        assert svc.liveness() is None
+        now[0] += 60
+        assert "'wave' is still running long after its planned end" in (svc.liveness() or "")
+        release.set()
+        client.wait_for(lambda p: p.data.get("event") == "completed")
+        assert svc.liveness() is None
+    finally:
+        release.set()
+        svc.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -14,8 +15,10 @@ from services.conversation import (
     Publish,
     RouterSettings,
     event_from,
+    llm_reply,
     parse_intent,
 )
+from services.router import STUCK_AFTER, Router
 from tars_mqtt import ConfigError
 
 from .support import garbage, message
@@ -183,14 +186,36 @@ def test_intents(text: str, intent: tuple[str, str | None]) -> None:
 
 def test_messages_become_events_and_malformed_ones_none() -> None:
     assert event_from(message("wake/event", {"type": "cancel", "source": "button"})) == (
-        "wake", "cancel")
-    assert event_from(message("stt/final", {"text": "hi"})) == ("heard", "hi")
+        ("wake", "cancel"), None)
+    assert event_from(message("stt/final", {"text": "hi"})) == (("heard", "hi"), None)
     assert event_from(message("tts/status", {"event": "speaking_end", "utt_id": "r2"})) == (
-        "tts", "speaking_end", "r2")
-    for bad in (garbage("wake/event"), message("wake/event", {"type": "dance"}),
-                message("stt/final", {"text": "   "}), message("stt/final", {"txt": "x"}),
-                message("tts/status", {"event": "humming"})):
-        assert event_from(bad) is None
+        ("tts", "speaking_end", "r2"), None)
+    for bad, named in ((garbage("wake/event"), "not an envelope"),
+                       (message("wake/event", {"type": "dance"}), "'dance' is not one of"),
+                       (message("stt/final", {"text": "   "}), "empty text"),
+                       (message("stt/final", {"txt": "x"}), "missing field 'text'"),
+                       (message("tts/status", {"event": "humming"}), "'humming'"),
+                       (message("stt/final", {"text": "wave \ud800"}), "not valid UTF-8"),
+                       (message("stt/final", {"text": "hi", "confidence": float("nan")}),
+                        "not a finite number"),
+                       (message("stt/final", {"text": "wave " * 1000}), "at most 2000")):
+        event, problem = event_from(bad)
+        assert event is None and problem is not None and named in problem, (bad, problem)
+
+
+@pytest.mark.parametrize(("data", "said", "named"), [
+    ({"reply": "It is sunny."}, ("It is sunny.", None), None),
+    ({"reply": "Okay.", "action": "wave"}, ("Okay.", "wave"), None),
+    ({"reply": "", "error": "model offline"}, (None, None), "model offline"),
+    ({"reply": "sunny \udc00"}, (None, None), "not valid UTF-8"),
+    ({"reply": 42}, (None, None), "has type int"),
+    ([1, 2], (None, None), "must be an object"),
+])
+def test_llm_replies_that_cannot_be_said_give_the_fallback(
+        data: Any, said: tuple[str | None, str | None], named: str | None) -> None:
+    reply, action, problem = llm_reply(message("llm/response", data))
+    assert (reply, action) == said
+    assert (problem is None) if named is None else (named in (problem or ""))
 
 
 def test_settings_from_env() -> None:
@@ -200,3 +225,37 @@ def test_settings_from_env() -> None:
         RouterSettings.from_env({"TARS_ROUTER_LLM_TIMEOUT": "5", "TARS_ROUTER_THINK_TIMEOUT": "2"})
     with pytest.raises(ConfigError, match="TARS_ROUTER_SPEAK_TIMEOUT"):
         RouterSettings.from_env({"TARS_ROUTER_SPEAK_TIMEOUT": "soon"})
+
+
+def test_the_router_loop_counts_as_stuck_on_one_event_or_past_a_deadline() -> None:
+    class Client:  # the router only subscribes at construction
+        def subscribe(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+    now = [1000.0]
+    seen: list[str | None] = []  # what the watchdog thread would see while the loop is held
+
+    async def check() -> None:
+        router = Router(Client(), SETTINGS, clock=lambda: now[0])  # type: ignore[arg-type]
+
+        def perform(actions: Any) -> None:
+            if router._busy_since is not None:  # on an event: held up for a long time
+                now[0] += STUCK_AFTER + 1
+                seen.append(router.liveness())
+
+        router._perform = perform  # type: ignore[method-assign]
+        loop = asyncio.create_task(router.run())
+        await asyncio.sleep(0)
+        now[0] += STUCK_AFTER + 1
+        assert router.liveness() is None  # waiting for events, no deadline: idle, not stuck
+        await router.events.put(("wake", "wake"))
+        while not seen:
+            await asyncio.sleep(0)
+        assert "has been on one event for 61 s" in (seen[0] or "")
+        await asyncio.sleep(0)
+        assert router.machine.state == "listening" and router.liveness() is None
+        now[0] += SETTINGS.listening + STUCK_AFTER + 1  # the loop never woke for the deadline
+        assert "missed a deadline by" in (router.liveness() or "")
+        loop.cancel()
+
+    asyncio.run(check())

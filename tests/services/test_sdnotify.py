@@ -124,6 +124,25 @@ def test_a_missing_socket_is_logged_once_and_never_raised(
     assert "/nonexistent/tars-notify" in failures[0].getMessage()
 
 
+def test_a_supervisor_that_does_not_read_costs_pings_never_a_frozen_service(
+        listener: NotifyListener, caplog: pytest.LogCaptureFixture) -> None:
+    """A Unix datagram queue holds a few messages (net.unix.max_dgram_qlen, often 10);
+    beyond, a blocking send would wait for the reader for ever."""
+    notifier = Notifier(environ={"NOTIFY_SOCKET": listener.address})
+
+    def ping() -> None:
+        for _ in range(200):
+            notifier.watchdog()
+
+    sender = threading.Thread(target=ping, daemon=True)
+    with caplog.at_level(logging.WARNING, logger="tars.services"):
+        sender.start()
+        sender.join(30)
+    assert not sender.is_alive(), "a send blocked on the full notify socket"
+    assert listener.receive(1.0) == {"WATCHDOG": "1"}  # the ones that fitted arrived
+    assert len([r for r in caplog.records if "sd_notify" in r.getMessage()]) == 1
+
+
 @pytest.mark.parametrize(("env", "interval"), [
     ({"WATCHDOG_USEC": "400000"}, 0.2),
     ({"WATCHDOG_USEC": "10000000", "WATCHDOG_PID": str(os.getpid())}, 5.0),

@@ -122,7 +122,7 @@ def test_a_failing_publish_never_kills_the_button(wake: tuple[Wake, FakeClient],
         calls.set()
         raise RuntimeError("broker gone")
 
-    client.publish_event = broken  # type: ignore[method-assign]
+    client.publish_event = broken  # type: ignore[method-assign,assignment]
     pin = factory.pin(BUTTON)
     pin.drive_low()
     pin.drive_high()
@@ -131,3 +131,25 @@ def test_a_failing_publish_never_kills_the_button(wake: tuple[Wake, FakeClient],
     pin.drive_low()
     pin.drive_high()
     client.wait_for(lambda p: p.data.get("type") == "wake")
+
+
+def test_hostile_states_are_logged_short(wake: tuple[Wake, FakeClient],
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    svc, _ = wake
+    with caplog.at_level(logging.INFO, logger="tars.wake"):
+        svc.on_state(message("system/state", {"state": "x" * 1_000_000}))
+        svc.on_state(message("system/state", {"state": "\ud800"}))
+        svc.on_state(message("system/state", {"state": 10**400}))
+    assert svc.led.state == "error" and svc.tally["unknown_state"] == 2
+    assert svc.tally["malformed"] == 1
+    assert max(len(r.getMessage()) for r in caplog.records) < 300
+    assert "'\\ud800'" in caplog.text  # escaped, so the log line can be written
+
+
+def test_liveness_says_when_the_hardware_is_gone(wake: tuple[Wake, FakeClient]) -> None:
+    svc, _ = wake
+    assert svc.liveness() is None
+    svc.led.close()
+    assert svc.liveness() == "the wake button or the status LED has been closed"
+    svc.close()
+    assert svc.liveness() is None  # closing on purpose is no fault
