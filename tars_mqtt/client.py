@@ -379,7 +379,9 @@ class MQTTClient:
                     break
 
     def _health_item(self, ok: bool, event: str) -> Outgoing:
-        payload = self._envelope(HEALTH_TYPE, health_data(ok, event), sequenced=False).encode()
+        several = len(self.config.brokers) > 1  # then health says which one it is on
+        data = health_data(ok, event, broker=self._transport.broker_url if several else None)
+        payload = self._envelope(HEALTH_TYPE, data, sequenced=False).encode()
         return Outgoing(self._health_topic, payload, 1, True, PublishHandle(self._health_topic, 1))
 
     def _tick(self) -> None:
@@ -420,7 +422,8 @@ class MQTTClient:
 
     def stats(self) -> ClientStats:
         return self._counters.snapshot(queue_depth=self._dispatcher.depth,
-                                       offline_queued=len(self._offline))
+                                       offline_queued=len(self._offline),
+                                       broker=self._transport.broker_url)
 
     def liveness_problem(self, handler_limit: float = 30.0) -> str | None:
         """Why this client is wedged, or None; for service watchdogs.

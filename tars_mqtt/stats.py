@@ -27,6 +27,7 @@ class ClientStats:
     late_replies: int = 0
     handler_latency_p50: float = 0.0
     handler_latency_p99: float = 0.0
+    broker: str = ""  # the URL of the broker connected to ("" while disconnected)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,7 +84,7 @@ class Counters:
                     totals[name] += count
         return totals
 
-    def snapshot(self, *, queue_depth: int, offline_queued: int) -> ClientStats:
+    def snapshot(self, *, queue_depth: int, offline_queued: int, broker: str = "") -> ClientStats:
         values = self._totals()
         ordered = sorted(self._latencies.copy())
         return ClientStats(
@@ -92,6 +93,7 @@ class Counters:
             offline_queued=offline_queued,
             handler_latency_p50=_percentile(ordered, 0.50),
             handler_latency_p99=_percentile(ordered, 0.99),
+            broker=broker,
         )
 
 

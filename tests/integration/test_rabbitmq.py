@@ -7,8 +7,6 @@ docs/brokers.md lists differences that were seen, not assumed.
 
 from __future__ import annotations
 
-import itertools
-import re
 import socket
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from tars_mqtt import ConnectError, MQTTClient, MQTTConfig
+from tars_mqtt import ConnectError, MQTTClient, runner
+from tars_mqtt.testing import Broker
 from tests.support import Inbox, wait_until
 from tests.support.rabbitmq import RabbitMQ
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 Connect = Callable[..., MQTTClient]
-_ids = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
@@ -48,26 +46,16 @@ def which(url: str, request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def connect(request: pytest.FixtureRequest) -> Iterator[Connect]:
-    """``connect(url, start=True, **fields)``: an MQTT 3.1.1 client, stopped after the test."""
-    made: list[MQTTClient] = []
-    # RabbitMQ reads '.' in a topic as a level separator: ids go into topics, so none here.
-    stem = re.sub(r"[^A-Za-z0-9_-]", "-", request.node.name)[:40]
+def connect(make_client: Callable[..., MQTTClient]) -> Connect:
+    """``connect(url, start=True, **fields)``: an MQTT 3.1.1 client, stopped after the test.
 
+    Client ids are the test's name, which has no '.': RabbitMQ reads one in a topic (ids go
+    into topics) as a level separator.
+    """
     def make(url: str, start: bool = True, **fields: Any) -> MQTTClient:
-        fields.setdefault("client_id", f"r{next(_ids)}-{stem}")
         fields.setdefault("protocol", "3.1.1")
-        fields.setdefault("reconnect_min_delay", 0.1)
-        fields.setdefault("reconnect_max_delay", 0.5)
-        client = MQTTClient(MQTTConfig(url=url, **fields))
-        made.append(client)
-        if start:
-            client.start(timeout=10)
-        return client
-
-    yield make
-    for client in made:
-        client.stop(timeout=2)
+        return make_client(start=start, url=url, **fields)
+    return make
 
 
 def _prefix() -> str:
@@ -196,6 +184,27 @@ def test_bad_credentials_are_told_apart_from_an_outage(
         client.start(timeout=10)
     assert caught.value.reason == "bad_credentials", caught.value
     assert "wrong" not in str(caught.value)
+
+
+def test_mqtt5_on_a_3_1_1_broker_is_refused_by_name_not_waited_out(
+        rabbit: RabbitMQ, connect: Connect) -> None:
+    client = connect(rabbit.url, start=False, protocol="5")
+    with pytest.raises(ConnectError) as caught:
+        client.start(timeout=30)  # a hang would end in reason "timeout" after 30 s
+    assert caught.value.reason == "protocol", caught.value
+    assert runner.is_fatal(caught.value)  # a service exits 78 instead of retrying
+    assert "MQTT_PROTOCOL=3.1.1" in str(caught.value)
+    assert f"127.0.0.1:{rabbit.mqtt_port}" in str(caught.value)
+
+
+def test_failing_over_onto_a_3_1_1_only_broker_stops_with_the_reason(
+        rabbit: RabbitMQ, broker: Broker, connect: Connect) -> None:
+    client = connect(f"{broker.url},{rabbit.url}", protocol="5")
+    assert client.stats().broker == broker.url
+    broker.kill()
+    assert wait_until(lambda: client.fatal_error is not None, 20), "it kept retrying"
+    assert client.fatal_error is not None and client.fatal_error.reason == "protocol"
+    assert str(client.fatal_error) in str(client.liveness_problem())
 
 
 # Where the brokers differ: each broker's answer --------------------------------------

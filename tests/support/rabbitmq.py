@@ -26,9 +26,10 @@ from pathlib import Path
 
 from tars_mqtt.testing import free_port, wait_for_port
 
-__all__ = ["RABBITMQ_SERVER", "Epmd", "RabbitMQ"]
+__all__ = ["RABBITMQCTL", "RABBITMQ_SERVER", "Epmd", "RabbitMQ", "cluster_config"]
 
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # the real script, not the su wrapper
+RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 _EPMD = shutil.which("epmd") or "/usr/bin/epmd"
 
 
@@ -215,6 +216,15 @@ class RabbitMQ:
             self._notify = None
         shutil.rmtree(self._notify_dir, ignore_errors=True)
 
+    def ctl(self, *args: str, timeout: float = 60.0) -> str:
+        """Run ``rabbitmqctl`` against this node (each call boots a small VM: ~1-2 s)."""
+        env = {k: v for k, v in self._environment().items() if k != "NOTIFY_SOCKET"}
+        done = subprocess.run([RABBITMQCTL, "-n", self.node, *args], env=env, cwd=self.workdir,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {done.stderr or done.stdout}")
+        return done.stdout
+
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -226,3 +236,14 @@ class RabbitMQ:
             with contextlib.suppress(OSError):
                 text += path.read_text(errors="replace")[-3000:]
         return text
+
+
+def cluster_config(nodes: list[RabbitMQ]) -> str:
+    """``rabbitmq.conf`` lines that make ``nodes`` one cluster as they boot (in order).
+
+    They must share an :class:`Epmd` and a cookie.
+    """
+    lines = ["cluster_formation.peer_discovery_backend = classic_config"]
+    lines += [f"cluster_formation.classic_config.nodes.{i} = {node.node}"
+              for i, node in enumerate(nodes, start=1)]
+    return "\n".join(lines)
