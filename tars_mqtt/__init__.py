@@ -2,7 +2,8 @@
 
 A paho network thread feeds a bounded queue that a worker pool drains into handlers;
 JSON envelopes, QoS 0/1/2, reconnect with backoff and resubscribe, last will, retained
-health, heartbeats, deduplication, request/reply and clean shutdown. See CONTRACT.md.
+health, heartbeats, deduplication, request/reply and clean shutdown; QoS 1/2 messages
+are acknowledged only once handled. docs/api.md describes every name exported here.
 """
 
 from .client import MQTTClient
@@ -18,9 +19,12 @@ from .errors import (
     SubscribeError,
 )
 from .publishing import PublishHandle
+from .requests import ReplyHandle
+from .state import ClientState
 from .stats import ClientStats
 
 __all__ = [
+    "ClientState",
     "ClientStats",
     "ConfigError",
     "ConnectError",
@@ -31,6 +35,7 @@ __all__ = [
     "Message",
     "PublishError",
     "PublishHandle",
+    "ReplyHandle",
     "RequestTimeout",
     "SubscribeError",
     "Subscription",

@@ -1,9 +1,10 @@
-"""``AsyncMQTTClient``: the asyncio twin of :class:`~tars_mqtt.MQTTClient` (contract §4).
+"""``AsyncMQTTClient``: the asyncio twin of :class:`~tars_mqtt.MQTTClient`.
 
-It wraps the threaded client. Blocking calls run in ``asyncio.to_thread``; acks and
-replies resolve futures via ``call_soon_threadsafe``. A coroutine handler runs on the
-client's loop while the worker that took the message waits for it, so ordering, the
-queue's bound and policy, and handler-error counting are the sync client's own.
+It wraps the threaded client through its public methods only. Blocking calls run in
+``asyncio.to_thread``; a ``PublishHandle`` or ``ReplyHandle`` resolves a future via
+``call_soon_threadsafe``. A coroutine handler runs on the client's loop while the worker
+that took the message waits for it, so ordering, the queue's bound and policy, the ack
+after handling and handler-error counting are the sync client's own.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, overload
 
 from . import runner
@@ -20,10 +20,13 @@ from .client import MQTTClient
 from .config import MQTTConfig, QueuePolicy
 from .dispatch import Subscription
 from .envelope import Message
-from .errors import MQTTError, PublishError, RequestTimeout
+from .errors import MQTTError, RequestTimeout
+from .handoff import acked, cancel_when_sent, replied
 from .publishing import PublishHandle
+from .requests import ReplyHandle
+from .state import ClientState
 from .stats import ClientStats
-from .streams import Messages, call_soon, resolve
+from .streams import Messages
 
 __all__ = ["AsyncMQTTClient"]
 
@@ -53,7 +56,7 @@ class AsyncMQTTClient:
             stream.close()
 
     async def __aenter__(self) -> AsyncMQTTClient:
-        return await self.start() if self.sync.state == "new" else self
+        return await self.start() if self.sync.state == ClientState.NEW else self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
@@ -61,7 +64,7 @@ class AsyncMQTTClient:
     async def publish(self, topic: str, payload: Payload, qos: int = 0, retain: bool = False,
                       *, timeout: float | None = 10.0) -> PublishHandle:
         """Publish; QoS 1/2 return once the broker acknowledged (else ``PublishError``)."""
-        return await _acked(self.sync.publish(topic, payload, qos, retain), timeout)
+        return await acked(self.sync.publish(topic, payload, qos, retain), timeout)
 
     async def publish_event(self, topic: str, event_type: str, data: Any = None, qos: int = 1,
                             retain: bool = False, correlate: str | None = None, *,
@@ -69,34 +72,34 @@ class AsyncMQTTClient:
                             timeout: float | None = 10.0) -> PublishHandle:
         handle = self.sync.publish_event(topic, event_type, data, qos, retain, correlate,
                                          reply_to=reply_to)
-        return await _acked(handle, timeout)
+        return await acked(handle, timeout)
 
     async def publish_health(self, ok: bool, event: str, error: str | None = None) -> None:
-        await _acked(self.sync.publish_health(ok, event, error), 10.0)
+        await acked(self.sync.publish_health(ok, event, error), 10.0)
 
     async def request(self, topic: str, event_type: str, data: Any = None,
                       timeout: float = 5.0, qos: int = 1, *, reply_topic: str | None = None
                       ) -> Message:
         """Await the reply to a request; ``RequestTimeout`` after ``timeout``; cancellable."""
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[Message] = loop.create_future()
-        request_id = uuid.uuid4().hex
-        pending = self.sync._requests
-        pending.open(request_id, lambda msg: call_soon(loop, resolve, answer, msg))
+        sending = asyncio.ensure_future(asyncio.to_thread(
+            self.sync.send_request, topic, event_type, data, qos, reply_topic=reply_topic))
+        handle: ReplyHandle | None = None
         try:
             async with asyncio.timeout(timeout):
-                await asyncio.to_thread(self.sync._send_request, topic, event_type, data, qos,
-                                        request_id, reply_topic)
-                return await answer
+                handle = await asyncio.shield(sending)
+                return await replied(handle)
         except TimeoutError:
             raise RequestTimeout(f"no reply to request on {topic!r} within {timeout} s") from None
         finally:
-            pending.cancel(request_id)
+            if handle is not None:
+                handle.cancel()
+            else:  # given up before it was sent: forget it once it is
+                sending.add_done_callback(cancel_when_sent)
 
     async def reply(self, request: Message, event_type: str, data: Any = None, qos: int = 1,
                     *, timeout: float | None = 10.0) -> PublishHandle:
         """Answer ``request`` on its ``reply_to`` topic, correlated to it."""
-        return await _acked(self.sync.reply(request, event_type, data, qos), timeout)
+        return await acked(self.sync.reply(request, event_type, data, qos), timeout)
 
     @overload
     def subscribe(self, topic_filter: str, handler: None = None, qos: int = 0, *,
@@ -128,7 +131,7 @@ class AsyncMQTTClient:
                 future.result()
 
         run.__qualname__ = getattr(handler, "__qualname__", repr(handler))
-        return self.sync.subscribe(topic_filter, run, qos, raw=raw, wait=False)
+        return self.sync.subscribe(topic_filter, run, qos, raw=raw, timeout=0)
 
     def unsubscribe(self, target: Subscription | str) -> None:
         self.sync.unsubscribe(target)  # sends UNSUBSCRIBE, does not wait
@@ -139,8 +142,10 @@ class AsyncMQTTClient:
 
         Beyond ``maxsize`` waiting messages, ``policy`` blocks the worker or drops (counted).
         """
-        return Messages(self, topic_filter, qos, maxsize or self.config.queue_size,
-                        policy or self.config.queue_policy)
+        stream = Messages(self.sync, topic_filter, qos, maxsize or self.config.queue_size,
+                          policy or self.config.queue_policy, on_close=self._streams.discard)
+        self._streams.add(stream)
+        return stream
 
     async def run_forever(self) -> None:
         """Start (waiting for a broker that is down), serve until SIGINT/SIGTERM or
@@ -153,13 +158,14 @@ class AsyncMQTTClient:
         await runner.run_async(self)
 
     @property
-    def state(self) -> str:
-        """The sync client's state: ``new``, ``starting``, ``running`` or ``stopped``."""
+    def state(self) -> ClientState:
+        """The sync client's state."""
         return self.sync.state
 
     @classmethod
-    def from_env(cls, prefix: str = "MQTT_", *, client_id: str | None = None) -> AsyncMQTTClient:
-        return cls(MQTTConfig.from_env(prefix, client_id=client_id))
+    def from_env(cls, prefix: str = "MQTT_", *, client_id: str | None = None,
+                 defaults: Mapping[str, Any] | None = None) -> AsyncMQTTClient:
+        return cls(MQTTConfig.from_env(prefix, client_id=client_id, defaults=defaults))
 
     @property
     def is_connected(self) -> bool:
@@ -176,18 +182,3 @@ class AsyncMQTTClient:
     def liveness_problem(self, handler_limit: float = 30.0) -> str | None:
         """Why the client is wedged, or None; see ``MQTTClient.liveness_problem``."""
         return self.sync.liveness_problem(handler_limit)
-
-
-async def _acked(handle: PublishHandle, timeout: float | None) -> PublishHandle:
-    if handle.qos == 0:
-        return handle
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-    handle.add_done_callback(lambda h: call_soon(loop, resolve, done, None))
-    try:
-        async with asyncio.timeout(timeout):
-            await done
-    except TimeoutError:
-        raise PublishError(f"no ack for publish to {handle.topic!r} within {timeout} s") from None
-    handle.wait(0)  # raises PublishError when the broker refused it
-    return handle

@@ -1,52 +1,45 @@
-"""``MQTTClient``: the threaded client every TARS service uses.
+"""``MQTTClient``: the threaded client every TARS service uses, and the glue of its parts.
 
-paho's network thread only routes and enqueues; the worker pool runs handlers; the
-ticker thread publishes health and heartbeats, flushes the offline queue and watches
-for a half-open link. The client owns session state: it replays every subscription and
-republishes health on each connect.
+paho's network thread only routes and enqueues (``transport``, ``routing``); workers run
+handlers (``dispatch``); the timer thread sends health and heartbeats and watches the link
+(``vitals``). Publish order and the offline queue are ``publishing``; subscriptions kept
+across reconnects ``subscribing``; request/reply ``requests``.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, overload
 
 from . import runner
 from .config import MQTTConfig
 from .dedupe import Deduplicator
-from .dispatch import Dispatcher, Handler, Inbound, Subscription
-from .envelope import Envelope, Message, encode_payload, to_data
-from .errors import ConnectError, MQTTError, PublishError, SubscribeError
-from .health import HEALTH_TYPE, HEARTBEAT_TYPE, health_data, heartbeat_data
-from .publishing import AckBook, OfflineQueue, Outgoing, PublishHandle
-from .requests import PendingRequests
-from .routing import Route, RoutingTable
+from .dispatch import Dispatcher, Handler, Subscription
+from .envelope import Inbound, Message, encode_payload
+from .errors import ConnectError, MQTTError
+from .health import HEALTH_TYPE, health_data
+from .publishing import Envelopes, Outbox, PublishHandle
+from .requests import ReplyHandle, Requester
+from .state import ClientState
 from .stats import ClientStats, Counters
-from .ticker import Ticker
+from .subscribing import SUBACK_TIMEOUT, Subscriber
 from .timing import Backoff
-from .topics import (
-    health_topic,
-    keepalive_topic,
-    reply_topic,
-    validate_filter,
-    validate_topic,
-)
+from .topics import keepalive_topic, reply_topic, validate_filter, validate_qos
 from .transport import Transport
+from .vitals import Vitals
 
 __all__ = ["MQTTClient"]
 
 log = logging.getLogger("tars_mqtt")
-_SUBACK_TIMEOUT = 10.0
+Payload = bytes | str | dict[str, Any] | list[Any] | None
 
 
 class MQTTClient:
-    """Connect, subscribe with handlers, publish; see the contract, §3."""
+    """Connect, subscribe with handlers, publish; see docs/api.md."""
 
     def __init__(self, config: MQTTConfig, *, backoff: Backoff | None = None) -> None:
         self.config = config
@@ -54,41 +47,37 @@ class MQTTClient:
         self._counters = Counters()
         self._dispatcher = Dispatcher(
             workers=config.workers, queue_size=config.queue_size, policy=config.queue_policy,
-            counters=self._counters,
+            counters=self._counters, window=config.receive_window,
             dedupe=Deduplicator(config.dedupe_ttl, config.dedupe_max_entries),
         )
-        self._acks = AckBook()
-        self._offline = OfflineQueue(config.offline_queue)
-        self._requests = PendingRequests()
-        self._lock = threading.RLock()  # state, and the order of publishes
-        self._routing = RoutingTable(self._subscribe_now, ids=config.protocol == "5")
-        self._seq = itertools.count(1)
-        self._state = "new"
-        self._connects = 0
-        self._started_at = time.monotonic()
-        self._last_inbound = time.monotonic()
-        self._disconnected_at = time.monotonic()
+        self._lock = threading.Lock()  # the state
+        self._state = ClientState.NEW
         self._stopped = threading.Event()
-        self._flushed = threading.Event()  # first health + offline backlog handed to paho
-        self._health_topic = health_topic(cid)
-        self._reply_topic = reply_topic(cid)
-        will = None
-        if config.enable_health:
-            will = (self._health_topic, self._envelope(HEALTH_TYPE, health_data(False, "offline"),
-                                                       sequenced=False).encode())
+        self._envelopes = Envelopes(config.source)
         self._transport = Transport(
-            config, will=will, backoff=backoff, on_connected=self._on_connected,
+            config, will=None, backoff=backoff, on_connected=self._on_connected,
             on_disconnected=self._on_disconnected, on_message=self._on_message,
-            on_ack=self._on_ack, on_suback=self._on_ack,
+            on_ack=lambda mid, ack: self._outbox.acks.settle(mid, ack),
+            on_suback=lambda mid, ack: self._subs.acks.settle(mid, ack), counters=self._counters,
         )
-        self._ticker = Ticker(f"tars-mqtt-timer-{cid}", config.heartbeat_interval,
-                              tick=self._tick, on_poke=self._after_connect)
+        self._subs = Subscriber(self._transport, ids=config.protocol == "5")
+        self._routing = self._subs.table
+        self._outbox = Outbox(self._transport, self._counters, name=cid,
+                              offline_limit=config.offline_queue)
+        self._vitals = Vitals(config, link=self._transport, outbox=self._outbox,
+                              envelopes=self._envelopes, stats=self.stats)
+        self._transport.set_will(self._vitals.will)
+        self._requests = Requester(own_topic=reply_topic(cid), listen=self._subs.listen,
+                                   outbox=self._outbox, envelopes=self._envelopes,
+                                   counters=self._counters)
         if config.enable_heartbeat:
             self._routing.add_internal(keepalive_topic(cid), lambda inbound: None)
 
     @classmethod
-    def from_env(cls, prefix: str = "MQTT_", *, client_id: str | None = None) -> MQTTClient:
-        return cls(MQTTConfig.from_env(prefix, client_id=client_id))
+    def from_env(cls, prefix: str = "MQTT_", *, client_id: str | None = None,
+                 defaults: Mapping[str, Any] | None = None) -> MQTTClient:
+        """A client configured by ``MQTT_*`` variables over ``defaults``; see ``MQTTConfig``."""
+        return cls(MQTTConfig.from_env(prefix, client_id=client_id, defaults=defaults))
 
     # Lifecycle -----------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> MQTTClient:
@@ -97,11 +86,12 @@ class MQTTClient:
         Raises:
             ConnectError: refused, bad credentials, unreachable, or no answer in ``timeout``.
             SubscribeError: the broker refused one of the subscriptions made before start.
+            MQTTError: the client was started before.
         """
         with self._lock:
-            if self._state != "new":
+            if self._state != ClientState.NEW:
                 raise MQTTError(f"client {self.config.client_id!r} is already {self._state}")
-            self._state = "starting"
+            self._state = ClientState.STARTING
         deadline = time.monotonic() + timeout
         cfg = self.config
         try:
@@ -111,48 +101,36 @@ class MQTTClient:
                                    f" {timeout} s", reason="timeout")
             if self._transport.first_error is not None:
                 raise self._transport.first_error
-            for entry in self._routing.routes:
-                entry.acked.wait(max(0.0, deadline - time.monotonic()))
-                if entry.refused is not None:
-                    raise SubscribeError(f"broker refused subscription {entry.filter!r}"
-                                         f" (reason 0x{entry.refused:02x})")
+            self._subs.wait_granted(deadline)
         except BaseException:
             self._transport.stop()
             with self._lock:
-                self._state = "new"
+                self._state = ClientState.NEW
             raise
         self._dispatcher.start()
-        self._ticker.start()
+        self._vitals.start()
         # 'ready' goes out before start() returns, so a service's own first health
         # (an 'error' found at boot) is never overwritten by it.
-        self._flushed.wait(max(0.0, deadline - time.monotonic()))
+        self._vitals.flushed.wait(max(0.0, deadline - time.monotonic()))
         with self._lock:
-            self._state = "running"
+            self._state = ClientState.RUNNING
         log.info("client %s connected to %s:%s", cfg.client_id, cfg.host, cfg.port)
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
         """Drain handlers, publish ``shutdown`` health, disconnect, join threads. Idempotent."""
         with self._lock:
-            previous, self._state = self._state, "stopped"
-        if previous in ("stopped", "new"):
+            previous, self._state = self._state, ClientState.STOPPED
+        self._outbox.refuse()
+        if previous in (ClientState.STOPPED, ClientState.NEW):
             self._stopped.set()
             return
         deadline = time.monotonic() + timeout
-        self._ticker.stop(timeout)
-        if not self._dispatcher.close(max(0.0, deadline - time.monotonic())):
+        if not self._dispatcher.close(timeout):
             log.warning("stop: handlers did not finish within %s s", timeout)
-        if self.config.enable_health and self._transport.connected:
-            shutdown = self._health_item(False, "shutdown")
-            self._flush(behind=shutdown)  # the offline backlog goes out before the goodbye
-            try:
-                shutdown.handle.wait(min(2.0, max(0.1, deadline - time.monotonic())))
-            except PublishError as exc:
-                log.warning("stop: shutdown health not acknowledged: %s", exc)
+        self._vitals.close(deadline)  # the goodbye, behind the offline backlog
         self._transport.stop()
-        self._acks.fail_all("client stopped")
-        for item in self._offline.take_all():
-            item.handle.settle("client stopped before the message could be sent")
+        self._outbox.fail_all()
         self._stopped.set()
         log.info("client %s stopped", self.config.client_id)
 
@@ -167,7 +145,7 @@ class MQTTClient:
         runner.run(self, stop=self._stopped)
 
     def __enter__(self) -> MQTTClient:
-        return self.start() if self._state == "new" else self
+        return self.start() if self._state == ClientState.NEW else self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -176,234 +154,138 @@ class MQTTClient:
     # Subscriptions -------------------------------------------------------------------
     @overload
     def subscribe(self, topic_filter: str, handler: None = None, qos: int = 0, *,
-                  raw: bool = False) -> Callable[[Handler], Handler]: ...
+                  raw: bool = False, timeout: float = SUBACK_TIMEOUT
+                  ) -> Callable[[Handler], Handler]: ...
     @overload
     def subscribe(self, topic_filter: str, handler: Handler, qos: int = 0, *,
-                  raw: bool = False, wait: bool = True) -> Subscription: ...
+                  raw: bool = False, timeout: float = SUBACK_TIMEOUT) -> Subscription: ...
 
     def subscribe(self, topic_filter: str, handler: Handler | None = None, qos: int = 0, *,
-                  raw: bool = False, wait: bool = True
+                  raw: bool = False, timeout: float = SUBACK_TIMEOUT
                   ) -> Subscription | Callable[[Handler], Handler]:
         """Call ``handler(message)`` on a worker for every message matching ``topic_filter``.
 
         Without ``handler`` it is a decorator. ``raw=True`` marks a subscription to
-        non-envelope payloads, so they are not counted as decode errors. ``wait=False``
-        returns before the broker's SUBACK (a refusal is then only logged), as aio needs.
+        non-envelope payloads, so they are not counted as decode errors. While connected it
+        waits up to ``timeout`` for the broker's SUBACK; ``timeout=0`` returns at once (from
+        an event loop, say), and a refusal is then only logged.
 
         Raises:
             ValueError: a malformed filter or QoS.
             SubscribeError: the broker refused the subscription.
         """
         validate_filter(topic_filter)
-        _check_qos(qos)
+        validate_qos(qos)
         if handler is None:
             def decorate(func: Handler) -> Handler:
-                self.subscribe(topic_filter, func, qos, raw=raw)
+                self.subscribe(topic_filter, func, qos, raw=raw, timeout=timeout)
                 return func
             return decorate
         sub = Subscription(topic_filter, handler, qos, raw)
-        route, sent = self._routing.add(sub)
-        if sent:
-            self._await_suback(route, wait)
+        self._subs.add(sub, timeout)
         return sub
 
     def unsubscribe(self, target: Subscription | str) -> None:
         """Remove one subscription, or every handler on a filter."""
-        topic_filter = self._routing.remove(target)
-        if topic_filter is not None and self._transport.connected:
-            self._transport.unsubscribe(topic_filter)
-
-    def _subscribe_now(self, entry: Route, again: bool) -> None:
-        """Send one SUBSCRIBE (the routing table's ``send``, under its lock) if connected."""
-        if self._transport.connected:  # else replayed by _on_connected
-            entry.acked.clear()
-            mid = self._transport.subscribe(entry.filter, entry.qos, entry.sub_id, again)
-            self._acks.bind(mid, entry)
-
-    def _await_suback(self, entry: Route, wait: bool = True) -> None:
-        if not wait or not self._transport.connected or self._transport.on_network_thread():
-            return
-        if not entry.acked.wait(_SUBACK_TIMEOUT):
-            log.warning("no SUBACK for %r within %s s; it is replayed on the next connect",
-                        entry.filter, _SUBACK_TIMEOUT)
-        if entry.refused is not None:
-            raise SubscribeError(f"broker refused subscription {entry.filter!r}"
-                                 f" (reason 0x{entry.refused:02x})")
+        self._subs.remove(target)
+        self._dispatcher.forget_inactive()
 
     # Publishing ----------------------------------------------------------------------
-    def publish(self, topic: str, payload: bytes | str | dict[str, Any] | list[Any] | None,
-                qos: int = 0, retain: bool = False) -> PublishHandle:
+    def publish(self, topic: str, payload: Payload, qos: int = 0,
+                retain: bool = False) -> PublishHandle:
         """Send a raw payload (bytes as given, str as UTF-8, dict/list as JSON).
 
         Raises:
-            ValueError: a malformed topic or QoS.
+            ValueError: a malformed topic or QoS, text that is not UTF-8, unsendable JSON.
             PublishError: offline and the offline queue is full, or the client is stopped.
         """
-        validate_topic(topic)
-        _check_qos(qos)
-        return self._send(Outgoing(topic, encode_payload(payload), qos, retain,
-                                   PublishHandle(topic, qos)))
+        return self._outbox.publish(topic, encode_payload(payload), qos, retain)
 
     def publish_event(self, topic: str, event_type: str, data: Any = None, qos: int = 1,
                       retain: bool = False, correlate: str | None = None, *,
                       reply_to: str | None = None) -> PublishHandle:
-        """Send ``data`` (dict or dataclass) in an envelope of type ``event_type``."""
-        validate_topic(topic)
-        _check_qos(qos)
-        envelope = self._envelope(event_type, data, correlate=correlate, reply_to=reply_to)
-        return self._send(Outgoing(topic, envelope.encode(), qos, retain,
-                                   PublishHandle(topic, qos), correlation=correlate,
-                                   response_topic=reply_to))
+        """Send ``data`` (dict or dataclass) in an envelope of type ``event_type``.
+
+        Raises:
+            ValueError: a malformed topic, ``reply_to`` or QoS, or data strict JSON cannot
+                carry (NaN, infinities, integers too large for a float, invalid text),
+                naming the field.
+            PublishError: offline and the offline queue is full, or the client is stopped.
+        """
+        envelope = self._envelopes.make(event_type, data, correlate=correlate,
+                                        reply_to=reply_to)
+        return self._outbox.publish(topic, envelope.encode(), qos, retain,
+                                    correlation=correlate, response_topic=reply_to)
 
     def publish_health(self, ok: bool, event: str, error: str | None = None) -> PublishHandle:
         """Publish retained health: ``ready``, ``reconnected``, ``shutdown``, ``error``..."""
-        return self.publish_event(self._health_topic, HEALTH_TYPE, health_data(ok, event, error),
-                                  qos=1, retain=True)
-
-    def _envelope(self, event_type: str, data: Any, *, correlate: str | None = None,
-                  reply_to: str | None = None, sequenced: bool = True,
-                  envelope_id: str | None = None) -> Envelope:
-        if not event_type:
-            raise ValueError("event_type must not be empty")
-        return Envelope(type=event_type, source=self.config.source, data=to_data(data),
-                        id=envelope_id or uuid.uuid4().hex, correlate=correlate,
-                        reply_to=reply_to, seq=next(self._seq) if sequenced else None)
-
-    def _send(self, item: Outgoing) -> PublishHandle:
-        with self._lock:
-            if self._state == "stopped":
-                raise PublishError(f"client {self.config.client_id!r} is stopped:"
-                                   f" cannot publish to {item.topic!r}")
-            if not (self._transport.connected and not self._offline and self._hand_over(item)):
-                self._offline.push(item)
-        return item.handle
-
-    def _hand_over(self, item: Outgoing) -> bool:
-        mid, accepted = self._transport.publish(item.topic, item.payload, item.qos, item.retain,
-                                                item.correlation, item.response_topic)
-        if accepted:
-            item.handle.mid = mid
-            self._acks.bind(mid, item.handle)
-            self._counters.add("published")
-        return accepted
+        return self.publish_event(self._vitals.topic, HEALTH_TYPE,
+                                  health_data(ok, event, error), qos=1, retain=True)
 
     # Request / reply -------------------------------------------------------------------
-    def request(self, topic: str, event_type: str, data: Any = None,
-                timeout: float = 5.0, qos: int = 1, *, reply_topic: str | None = None
-                ) -> Message:
-        """Publish a request and block for the reply whose ``correlate`` matches.
+    def send_request(self, topic: str, event_type: str, data: Any = None, qos: int = 1, *,
+                     reply_topic: str | None = None) -> ReplyHandle:
+        """Publish a request; the handle of its reply, to ``wait()`` on (or await, in aio).
 
         Replies come to this client's own ``system/reply/{client_id}``, or to
         ``reply_topic`` for a pair with a named reply topic (``llm/request`` →
-        ``llm/response``); either way ``reply()`` on the other side answers there.
+        ``llm/response``); either way ``reply()`` on the other side answers there. Returns
+        once the reply topic is subscribed and the request handed over.
+
+        Raises:
+            ValueError, PublishError: as ``publish_event``.
+        """
+        return self._requests.send_request(topic, event_type, data, qos,
+                                           reply_topic=reply_topic)
+
+    def request(self, topic: str, event_type: str, data: Any = None,
+                timeout: float = 5.0, qos: int = 1, *, reply_topic: str | None = None
+                ) -> Message:
+        """``send_request(...)`` and block for the reply whose ``correlate`` matches.
 
         Raises:
             RequestTimeout: no reply within ``timeout``.
         """
-        request_id = uuid.uuid4().hex
-        slot = self._requests.open(request_id)
+        handle = self.send_request(topic, event_type, data, qos, reply_topic=reply_topic)
         try:
-            self._send_request(topic, event_type, data, qos, request_id, reply_topic)
-            return self._requests.wait(slot, request_id, timeout, topic)
+            return handle.wait(timeout)
         finally:
-            self._requests.cancel(request_id)
-
-    def _send_request(self, topic: str, event_type: str, data: Any, qos: int,
-                      request_id: str, reply_topic: str | None = None) -> None:
-        """Publish request ``request_id`` once the reply topic is subscribed (also for aio)."""
-        reply_topic = validate_topic(reply_topic) if reply_topic else self._reply_topic
-        entry, fresh = self._routing.add_internal(reply_topic, self._on_reply)
-        if fresh:
-            self._await_suback(entry)
-        elif self._transport.connected and not self._transport.on_network_thread():
-            entry.acked.wait(_SUBACK_TIMEOUT)  # another thread's SUBSCRIBE may be in flight
-        envelope = self._envelope(event_type, data, reply_to=reply_topic, envelope_id=request_id)
-        self._send(Outgoing(topic, envelope.encode(), qos, False, PublishHandle(topic, qos),
-                            correlation=request_id, response_topic=reply_topic))
+            handle.cancel()
 
     def reply(self, request: Message, event_type: str, data: Any = None,
               qos: int = 1) -> PublishHandle:
-        """Answer ``request`` on its ``reply_to`` topic, correlated to it."""
+        """Answer ``request`` on its ``reply_to`` topic, correlated to it.
+
+        Raises:
+            ValueError: no ``reply_to``, or one that is no topic (the sender wrote it).
+            PublishError: as ``publish_event``.
+        """
         if not request.reply_to:
             raise ValueError(f"message on {request.topic!r} has no reply_to: it is no request")
         correlate = request.envelope.id if request.envelope else request.correlate
         return self.publish_event(request.reply_to, event_type, data, qos=qos,
                                   correlate=correlate)
 
-    def _on_reply(self, inbound: Inbound) -> None:
-        if not self._requests.resolve(inbound.message(self._counters)):
-            self._counters.add("late_replies")
-            log.debug("reply on %s matches no request in flight; dropped", inbound.topic)
-
     # paho callbacks (network thread): record and hand on, never block --------------
     def _on_connected(self, session_present: bool) -> None:
-        self._connects += 1
-        self._last_inbound = time.monotonic()
-        if self._connects > 1:
+        self._subs.replay()  # SUBSCRIBEs first: the offline backlog the timer flushes next
+        if self._vitals.connected():  # may be for this client's own subscriptions
             self._counters.add("reconnects")
-        self._routing.replay()
-        self._ticker.poke()
 
     def _on_disconnected(self, reason: str) -> None:
-        self._disconnected_at = time.monotonic()
+        self._vitals.disconnected()
         log.warning("client %s lost the broker: %s", self.config.client_id, reason)
 
     def _on_message(self, inbound: Inbound, sub_ids: list[int] | None) -> None:
-        self._last_inbound = time.monotonic()
+        # Not acks: paho "acks" QoS 0 once written to a socket, which a half-open link
+        # accepts for ever. The watchdog trusts inbound messages only.
+        self._vitals.traffic()
         self._dispatcher.submit(inbound, self._routing.route(inbound, sub_ids))
-
-    def _on_ack(self, mid: int, result: Any) -> None:
-        # Not proof of a live link: paho "acks" QoS 0 once written to the socket, which a
-        # half-open link accepts for ever. The watchdog trusts inbound messages only.
-        self._acks.settle(mid, result)
-
-    # Ticker thread -------------------------------------------------------------------
-    def _after_connect(self) -> None:
-        health = None
-        if self.config.enable_health and self._state != "stopped":
-            health = self._health_item(True, "ready" if self._connects <= 1 else "reconnected")
-        self._flush(ahead=health)
-        self._flushed.set()
-
-    def _flush(self, ahead: Outgoing | None = None, behind: Outgoing | None = None) -> None:
-        """Hand the offline backlog to paho in order, health ahead of or behind it.
-
-        Health bypasses the ``offline_queue`` limit: a full backlog must never keep health,
-        or the backlog itself, from going out after a reconnect.
-        """
-        with self._lock:
-            items = [i for i in (ahead, *self._offline.take_all(), behind) if i is not None]
-            for n, item in enumerate(items):
-                if not (self._transport.connected and self._hand_over(item)):
-                    self._offline.put_back(items[n:])
-                    break
-
-    def _health_item(self, ok: bool, event: str) -> Outgoing:
-        several = len(self.config.brokers) > 1  # then health says which one it is on
-        data = health_data(ok, event, broker=self._transport.broker_url if several else None)
-        payload = self._envelope(HEALTH_TYPE, data, sequenced=False).encode()
-        return Outgoing(self._health_topic, payload, 1, True, PublishHandle(self._health_topic, 1))
-
-    def _tick(self) -> None:
-        if not self.config.enable_heartbeat:
-            return
-        now = time.monotonic()
-        if self._transport.connected:  # now or never: no stale heartbeat in the backlog
-            topic = keepalive_topic(self.config.client_id)
-            beat = self._envelope(HEARTBEAT_TYPE, heartbeat_data(now - self._started_at,
-                                                                 self.stats()))
-            with self._lock:
-                self._hand_over(Outgoing(topic, beat.encode(), 0, False, PublishHandle(topic, 0)))
-        silent = now - max(self._last_inbound, self._disconnected_at)
-        if silent > 3 * self.config.heartbeat_interval + 0.5:
-            log.warning("no traffic from the broker for %.1f s: dropping the link", silent)
-            self._last_inbound = now
-            self._transport.kick()
 
     # Introspection -------------------------------------------------------------------
     @property
-    def state(self) -> str:
-        """``new``, ``starting``, ``running`` or ``stopped``."""
+    def state(self) -> ClientState:
+        """Where the client is: ``NEW``, ``STARTING``, ``RUNNING`` or ``STOPPED``."""
         return self._state
 
     @property
@@ -422,8 +304,12 @@ class MQTTClient:
 
     def stats(self) -> ClientStats:
         return self._counters.snapshot(queue_depth=self._dispatcher.depth,
-                                       offline_queued=len(self._offline),
+                                       offline_queued=len(self._outbox),
                                        broker=self._transport.broker_url)
+
+    def note_dropped(self, count: int = 1) -> None:
+        """Count messages a handler's own bounded buffer dropped, in ``stats().dropped``."""
+        self._counters.add("dropped", count)
 
     def liveness_problem(self, handler_limit: float = 30.0) -> str | None:
         """Why this client is wedged, or None; for service watchdogs.
@@ -431,21 +317,12 @@ class MQTTClient:
         A broker that is merely down is not a problem (the client reconnects by itself);
         a dead thread, a refused login or a handler busy past ``handler_limit`` is.
         """
-        if self._state != "running":
+        if self._state != ClientState.RUNNING:
             return f"client is {self._state}"
         if self._transport.fatal_error is not None:
             return str(self._transport.fatal_error)
-        if not self._transport.thread_alive() or not self._ticker.alive:
-            return "a client thread has died"
-        dead = self._dispatcher.dead_workers()
-        if dead:
-            return f"worker threads died: {', '.join(dead)}"
-        busy = self._dispatcher.longest_busy()
-        if busy is not None and busy[1] > handler_limit:
-            return f"{busy[0]} has been in one handler for {busy[1]:.1f} s"
-        return None
-
-
-def _check_qos(qos: int) -> None:
-    if qos not in (0, 1, 2):
-        raise ValueError(f"qos must be 0, 1 or 2, got {qos!r}")
+        if not self._transport.thread_alive():
+            return "paho's network thread has died: the client neither reads nor reconnects"
+        if not self._vitals.alive:
+            return "the client's timer thread has died"
+        return self._dispatcher.liveness_problem(handler_limit)

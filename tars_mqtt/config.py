@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from .errors import ConfigError
+from .strictjson import is_utf8
 
 __all__ = ["MQTTConfig", "QueuePolicy"]
 
@@ -33,6 +34,7 @@ _FALSE = {"0", "false", "no", "off"}
 _RANGES: dict[str, tuple[float, float, str]] = {
     "keepalive": (1, 3600, " s"),
     "session_expiry": (0, 2**32 - 1, " s"),
+    "receive_maximum": (0, 65535, ""),
     "workers": (1, 64, ""),
     "queue_size": (1, 1_000_000, ""),
     "offline_queue": (0, 1_000_000, ""),
@@ -47,8 +49,11 @@ _URL_LIST = re.compile(r"[\s,]+(?=[A-Za-z][A-Za-z0-9+.-]*://)")
 _TLS_FIELDS = ("tls_ca", "tls_cert", "tls_key", "tls_insecure")  # also ?tls_ca=... in a URL
 _NO_TLS: dict[str, Any] = {"tls_ca": None, "tls_cert": None, "tls_key": None,
                            "tls_insecure": False}
-# fields whose variable is not simply the field name in capitals (contract §1 table)
+# fields whose variable is not simply the field name in capitals
 _VARIABLES = {"source": "SOURCE_NAME"}
+_OPTIONAL_BOOLS = {"clean_start"}  # None = decided by another setting
+_TEXT = ("client_id", "source", "username", "password")  # sent to the broker: UTF-8 only
+_NOT_SHOWN = {"username", "password"}
 
 
 def _fail(name: str, rule: str) -> ConfigError:
@@ -61,6 +66,7 @@ class MQTTConfig:
 
     Credentials given in ``url`` move into ``username``/``password``; ``url`` keeps no secret.
     ``url`` may list several brokers (comma or space separated): see :attr:`brokers`.
+    ``clean_start`` None means: resume the session when ``session_expiry`` > 0.
     """
 
     _brokers: ClassVar[tuple[MQTTConfig, ...]] = ()  # one config per URL, when several
@@ -73,8 +79,9 @@ class MQTTConfig:
     password: str | None = field(default=None, repr=False)
     keepalive: int = 60
     protocol: str = "5"
-    clean_start: bool = True
+    clean_start: bool | None = None
     session_expiry: int = 0
+    receive_maximum: int = 0
     workers: int = 4
     queue_size: int = 1000
     queue_policy: QueuePolicy = "block"
@@ -99,6 +106,13 @@ class MQTTConfig:
             object.__setattr__(self, "url", urls[0])  # the checks below are the first URL's
         self._take_url_credentials()
         self._take_url_tls()
+        for name in _TEXT:
+            value = getattr(self, name)
+            if value is not None and not is_utf8(value):
+                shown = "" if name in _NOT_SHOWN else f", got {value!r}"
+                raise _fail(name, f"must be valid UTF-8 text{shown}")
+        if self.clean_start is not None and not isinstance(self.clean_start, bool):
+            raise _fail("clean_start", f"must be true, false or unset, got {self.clean_start!r}")
         if not self.client_id:
             raise _fail("client_id", "required (1..128 characters)")
         if len(self.client_id) > 128 or any(c in self.client_id for c in "/+#"):
@@ -174,22 +188,36 @@ class MQTTConfig:
         return self._brokers or (self,)
 
     def _take_url_credentials(self) -> None:
+        """Move ``user:password@`` out of ``url``, whatever characters the password holds.
+
+        The credentials end at the last ``@``: a password with an unencoded ``#``, ``/``
+        or ``?`` would otherwise be read as the URL's fragment, path or query (and shown
+        in errors and ``repr``), or as its host and port. Percent-escapes are decoded.
+        """
+        if not isinstance(self.url, str) or not is_utf8(self.url):
+            raise _fail("url", "must be valid UTF-8 text")
+        scheme, sep, rest = self.url.partition("://")
+        if not sep or scheme not in _SCHEMES:
+            shown = f", got {scheme!r}" if sep else " (scheme://host:port)"
+            raise _fail("url", f"scheme must be mqtt, mqtts, ws or wss{shown}")
+        userinfo, at, location = rest.rpartition("@")
+        url = f"{scheme}://{location}"
         try:
-            parts = urlsplit(self.url)
+            parts = urlsplit(url)
             port = parts.port
         except ValueError as exc:
             raise _fail("url", f"not a valid URL ({exc})") from None
-        if parts.scheme not in _SCHEMES:
-            raise _fail("url", f"scheme must be mqtt, mqtts, ws or wss, got {parts.scheme!r}")
         if not parts.hostname:
-            raise _fail("url", f"needs a host, got {self._safe_url(parts.geturl())!r}")
+            raise _fail("url", f"needs a host: {scheme}://HOST[:PORT]")
         if port == 0:
             raise _fail("url", "port must be 1..65535")
-        if parts.username is not None and self.username is None:
-            object.__setattr__(self, "username", unquote(parts.username))
-        if parts.password is not None and self.password is None:
-            object.__setattr__(self, "password", unquote(parts.password))
-        object.__setattr__(self, "url", self._safe_url(self.url))
+        if at:
+            user, colon, password = userinfo.partition(":")
+            if user and self.username is None:
+                object.__setattr__(self, "username", unquote(user))
+            if colon and self.password is None:
+                object.__setattr__(self, "password", unquote(password))
+        object.__setattr__(self, "url", self._safe_url(url))
 
     @staticmethod
     def _safe_url(url: str) -> str:
@@ -207,9 +235,27 @@ class MQTTConfig:
                 raise _fail(name, f"file not found: {path}")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise _fail("tls_cert", "tls_cert and tls_key go together")
-        uses_tls_files = self.tls_ca or self.tls_cert or self.tls_insecure
-        if uses_tls_files and not self.tls:
-            raise _fail("tls_ca", f"TLS settings given but {self.url} is not mqtts:// or wss://")
+        for name in ("tls_ca", "tls_cert", "tls_key", "tls_insecure"):
+            if getattr(self, name) and not self.tls:
+                raise _fail(name, f"TLS settings given but {self.url} is not mqtts:// or wss://")
+
+    # Derived settings -----------------------------------------------------------------
+    @property
+    def starts_clean(self) -> bool:
+        """Whether each connect starts a fresh session (else the broker's is resumed)."""
+        return self.session_expiry == 0 if self.clean_start is None else self.clean_start
+
+    @property
+    def receive_window(self) -> int:
+        """How many unacknowledged QoS 1/2 messages the broker may send (MQTT 5).
+
+        ``receive_maximum`` 0 picks it: the queue's size under ``block``, so the broker holds
+        back what the queue has no room for; 65535 (no limit) under the drop policies, so
+        the queue's policy, not the broker, decides what is dropped.
+        """
+        if self.receive_maximum:
+            return self.receive_maximum
+        return min(self.queue_size, 65535) if self.queue_policy == "block" else 65535
 
     # Derived from the URL -------------------------------------------------------------
     # (of the first broker, when ``url`` lists several)
@@ -260,22 +306,29 @@ class MQTTConfig:
         environ: Mapping[str, str] | None = None,
         *,
         client_id: str | None = None,
+        defaults: Mapping[str, Any] | None = None,
     ) -> MQTTConfig:
-        """Read ``{prefix}URL``, ``{prefix}CLIENT_ID``... ; ``client_id`` is the service's default.
+        """Read ``{prefix}URL``, ``{prefix}CLIENT_ID``... over the caller's own defaults.
+
+        ``client_id`` and ``defaults`` (field name -> value) are what a service picks for
+        itself, e.g. ``defaults={"session_expiry": 3600}``; a variable that is set wins.
 
         Raises:
             ConfigError: naming the variable and the rule it broke.
         """
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = dict(defaults or {})
+        from_env: set[str] = set()
         for f in dataclasses.fields(cls):
             var = prefix + _VARIABLES.get(f.name, f.name.upper())
             raw = env.get(var)
             if raw is None or raw.strip() == "":
                 continue
-            values[f.name] = _convert(var, raw.strip(), f.default)
+            kind = False if f.name in _OPTIONAL_BOOLS else f.default
+            values[f.name] = _convert(var, raw.strip(), kind)
+            from_env.add(f.name)
         password_file = env.get(prefix + "PASSWORD_FILE")
-        if password_file and "password" not in values:
+        if password_file and "password" not in from_env:
             values["password"] = _read_secret(prefix + "PASSWORD_FILE", password_file)
         if "client_id" not in values and client_id:
             values["client_id"] = client_id
@@ -317,4 +370,9 @@ def _read_secret(var: str, path: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
     except OSError as exc:
-        raise ConfigError(f"{var}: cannot read {path}: {exc.strerror}") from None
+        raise ConfigError(f"{var}: cannot read {path!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{var}: {path!r} is not UTF-8 text") from None
+    except ValueError as exc:  # a NUL in the path
+        raise ConfigError(f"{var}: cannot read {path!r}: {exc}") from None
+

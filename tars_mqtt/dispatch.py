@@ -4,6 +4,12 @@ Each subscription has its own mailbox; a mailbox is owned by at most one worker 
 time, so messages of one subscription are handled in arrival order while a slow
 handler holds only its own worker. ``queue_size`` bounds the deliveries waiting in all
 mailboxes together; what happens when it is full is the explicit ``policy``.
+
+``submit`` never blocks: it runs on paho's network thread, which must keep reading the
+socket (keepalive, the link watchdog) through any stall of a handler. Back-pressure comes
+from the broker instead: a QoS 1/2 message is acknowledged only once released here
+(handled, dropped by the policy, or skipped as a duplicate), and the broker sends no
+more unacknowledged messages than the client's receive maximum.
 """
 
 from __future__ import annotations
@@ -13,15 +19,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .config import QueuePolicy
 from .dedupe import Deduplicator
-from .envelope import Message, decode_envelope, fast_new
-from .stats import Counters
+from .envelope import Inbound, Message
+from .stats import Counters, suppressed
 
-__all__ = ["Dispatcher", "Inbound", "Subscription"]
+__all__ = ["Dispatcher", "Handler", "Subscription"]
 
 log = logging.getLogger("tars_mqtt")
 
@@ -29,7 +35,7 @@ Handler = Callable[[Message], Any]
 _BATCH = 32  # deliveries one worker takes from a mailbox before letting others have a turn
 # A worker that empties a mailbox fed faster than one message per _DENSE seconds keeps it
 # for _LINGER seconds and takes what arrived meanwhile as one batch. Under the GIL a
-# thread wake-up per message cost more than handling it (bench/RESULTS.md, issue 8).
+# thread wake-up per message cost more than handling it (bench/RESULTS.md).
 _DENSE = 0.0002  # streams above ~5,000 msg/s; slower ones keep their latency
 _LINGER = 0.002
 
@@ -43,59 +49,26 @@ class Subscription:
     qos: int = 0
     raw: bool = False
     active: bool = True
-    _mailbox: deque[Delivery] = field(default_factory=deque, repr=False)
-    _scheduled: bool = field(default=False, repr=False)
 
     @property
     def name(self) -> str:
         return getattr(self.handler, "__qualname__", repr(self.handler))
 
 
-class Inbound:
-    """One message as paho gave it; decoded once, lazily, on a worker."""
+class _Mailbox:
+    """The deliveries waiting for one subscription; owned by at most one worker at a time."""
 
-    __slots__ = ("topic", "payload", "qos", "retain", "correlation", "response_topic",
-                 "received_at", "_message", "_lock", "_counted")
+    __slots__ = ("sub", "items", "scheduled")
 
-    def __init__(self, topic: str, payload: bytes, qos: int, retain: bool,
-                 correlation: str | None = None, response_topic: str | None = None) -> None:
-        self.topic = topic
-        self.payload = payload
-        self.qos = qos
-        self.retain = retain
-        self.correlation = correlation
-        self.response_topic = response_topic
-        self.received_at = time.monotonic()
-        self._message: Message | None = None
-        self._lock = threading.Lock()
-        self._counted = False
-
-    def message(self, counters: Counters, *, raw: bool = False) -> Message:
-        """The decoded message; a non-envelope counts as one decode error, unless every
-        consumer asking for it is a ``raw`` subscription that expects no envelope."""
-        with self._lock:
-            if self._message is None:
-                envelope, value, error = decode_envelope(self.payload)
-                self._message = fast_new(
-                    Message, topic=self.topic, payload=self.payload, qos=self.qos,
-                    retain=self.retain,
-                    envelope=envelope, data=envelope.data if envelope else value,
-                    correlate=(envelope.correlate if envelope else None) or self.correlation,
-                    reply_to=(envelope.reply_to if envelope else None) or self.response_topic,
-                    decode_error=error, received_at=time.time(),
-                )
-            error = self._message.decode_error
-            if error is not None and not raw and not self._counted:
-                self._counted = True
-                counters.add("decode_errors")
-                log.warning("message on %s is not an envelope (%s); handlers get it raw",
-                            self.topic, error)
-            return self._message
+    def __init__(self, sub: Subscription) -> None:
+        self.sub = sub
+        self.items: deque[Delivery] = deque()
+        self.scheduled = False  # in the ready line, or held by a worker
 
 
 @dataclass(eq=False)
 class Delivery:
-    sub: Subscription
+    box: _Mailbox
     inbound: Inbound
     taken: bool = False  # a worker has it, or drop_oldest dropped it
 
@@ -104,15 +77,18 @@ class Dispatcher:
     """Worker pool with per-subscription ordering and a bounded, policy-driven intake."""
 
     def __init__(self, *, workers: int, queue_size: int, policy: QueuePolicy,
-                 counters: Counters, dedupe: Deduplicator, name: str = "tars-mqtt") -> None:
+                 counters: Counters, dedupe: Deduplicator, window: int | None = None,
+                 name: str = "tars-mqtt") -> None:
         self._size = queue_size
+        self._window = queue_size if window is None else window  # the broker's QoS 1/2 bound
         self._policy = policy
         self._counters = counters
         self._dedupe = dedupe
         lock = threading.Lock()
         self._cond = threading.Condition(lock)  # workers wait here for work
-        self._space = threading.Condition(lock)  # intake (block policy) and close() wait here
-        self._ready: deque[Subscription] = deque()
+        self._space = threading.Condition(lock)  # close() waits here for the queue to drain
+        self._boxes: dict[Subscription, _Mailbox] = {}
+        self._ready: deque[_Mailbox] = deque()
         self._order: deque[Delivery] = deque()  # arrival order, for drop_oldest
         self._pending = 0
         self._closed = False
@@ -133,50 +109,63 @@ class Dispatcher:
         return self._pending
 
     def submit(self, inbound: Inbound, subs: list[Subscription]) -> None:
-        """Called on the network thread: queue one message for each matching subscription."""
+        """On the network thread: queue one message for each matching subscription.
+
+        Never waits. What does not fit is dropped and counted (and, QoS 1/2, acknowledged
+        by the caller's release): the newest under ``drop_newest``, the oldest waiting
+        under ``drop_oldest``. ``block`` takes every QoS 1/2 message (the broker sends no
+        more than the receive ``window`` unacknowledged) and QoS 0 ones while the queue
+        holds fewer than ``queue_size`` + ``window``; QoS 0 beyond that is dropped.
+        """
         if not subs:
             return
         self._counters.add("received")
+        evicted: list[Delivery] = []
         with self._cond:
-            if self._closed:
+            if self._closed:  # stopping: not handled, so never acknowledged
+                inbound.abandon()
                 self._counters.add("dropped", len(subs))
                 return
-            if not self._make_room(len(subs)):
+            if not self._make_room(len(subs), inbound.qos, evicted):
                 self._counters.add("dropped", len(subs))
                 return
+            inbound.hold(len(subs))
             for sub in subs:
-                delivery = Delivery(sub, inbound)
-                sub._mailbox.append(delivery)
+                box = self._boxes.get(sub)
+                if box is None:
+                    box = self._boxes[sub] = _Mailbox(sub)
+                delivery = Delivery(box, inbound)
+                box.items.append(delivery)
                 if self._policy == "drop_oldest":
                     self._remember_order(delivery)
                 self._pending += 1
-                if not sub._scheduled:
-                    sub._scheduled = True
-                    self._ready.append(sub)
+                if not box.scheduled:
+                    box.scheduled = True
+                    self._ready.append(box)
                     self._cond.notify()
+        for delivery in evicted:  # acknowledged (QoS 1/2) outside the lock
+            delivery.inbound.release()
 
-    def _make_room(self, needed: int) -> bool:
-        """With the lock held: True once ``needed`` deliveries fit, per the policy."""
+    def _make_room(self, needed: int, qos: int, evicted: list[Delivery]) -> bool:
+        """With the lock held: True once ``needed`` deliveries may be queued, per the policy."""
+        if self._policy == "block":  # the broker bounds QoS 1/2; QoS 0 gets room on top
+            return qos > 0 or self._pending + min(needed, self._size) <= self._size + self._window
         needed = min(needed, self._size)
         if self._pending + needed <= self._size:
             return True
         if self._policy == "drop_newest":
             return False
-        if self._policy == "drop_oldest":
-            while self._pending + needed > self._size and self._order:
-                oldest = self._order.popleft()
-                if oldest.taken:
-                    continue
-                # The oldest waiting delivery overall is the head of its own mailbox.
-                oldest.sub._mailbox.popleft()
-                oldest.taken = True
-                self._pending -= 1
-                self._counters.add("dropped")
-            return True
-        # block: back-pressure; paho stops reading the socket until a worker frees room.
-        while self._pending + needed > self._size and not self._closed:
-            self._space.wait(0.5)
-        return not self._closed
+        while self._pending + needed > self._size and self._order:
+            oldest = self._order.popleft()
+            if oldest.taken:
+                continue
+            # The oldest waiting delivery overall is the head of its own mailbox.
+            oldest.box.items.popleft()
+            oldest.taken = True
+            self._pending -= 1
+            self._counters.add("dropped")
+            evicted.append(oldest)
+        return True
 
     def _remember_order(self, delivery: Delivery) -> None:
         order = self._order
@@ -188,21 +177,29 @@ class Dispatcher:
 
     def _work(self) -> None:
         me = threading.current_thread().name
-        sub: Subscription | None = None  # the mailbox this worker holds between batches
+        box: _Mailbox | None = None  # the mailbox this worker holds between batches
         last_batch = 0.0
         while True:
             with self._cond:
-                if sub is None:
+                if self._stopping:
+                    if box is not None:
+                        self._abandon_mailbox(box)
+                    return
+                if box is None:
                     while not self._ready and not self._stopping:
                         self._cond.wait()
                     if not self._ready:
                         return
-                    sub = self._ready.popleft()
-                batch = [sub._mailbox.popleft() for _ in range(min(_BATCH, len(sub._mailbox)))]
+                    box = self._ready.popleft()
+                batch = [box.items.popleft() for _ in range(min(_BATCH, len(box.items)))]
                 for delivery in batch:
                     delivery.taken = True
             self._local.unfinished = len(batch)
-            for delivery in batch:
+            for n, delivery in enumerate(batch):
+                if self._stopping:  # close() gave up waiting: start no more handlers
+                    with self._cond:
+                        self._abandon(batch[n:])
+                    break
                 self._busy_since[me] = time.monotonic()
                 self._deliver(delivery)
                 del self._busy_since[me]
@@ -212,25 +209,39 @@ class Dispatcher:
             with self._cond:
                 self._pending -= len(batch)
                 self._space.notify_all()
-                if sub._mailbox:
+                if box.items:
                     if self._ready:  # others are waiting: to the back of the line
-                        self._ready.append(sub)
+                        self._ready.append(box)
                         self._cond.notify()
-                        sub = None
+                        box = None
                     continue  # else carry on with it, waking no other worker
                 if not dense or self._stopping:
-                    sub._scheduled = False
-                    sub = None
+                    self._let_go(box)
+                    box = None
                     continue
             time.sleep(_LINGER)  # still scheduled, so submit() queues without a wake-up
             with self._cond:
-                if not sub._mailbox:
-                    sub._scheduled = False
-                    sub = None
+                if not box.items:
+                    self._let_go(box)
+                    box = None
+
+    def forget_inactive(self) -> None:
+        """After an unsubscribe: drop the idle mailboxes of subscriptions that are gone."""
+        with self._cond:
+            for sub, box in list(self._boxes.items()):
+                if not sub.active and not box.scheduled:
+                    del self._boxes[sub]
+
+    def _let_go(self, box: _Mailbox) -> None:
+        """With the lock held: ``box`` is empty; forget it once its subscription is gone."""
+        box.scheduled = False
+        if not box.sub.active and self._boxes.get(box.sub) is box:
+            del self._boxes[box.sub]
 
     def _deliver(self, delivery: Delivery) -> None:
-        sub, inbound = delivery.sub, delivery.inbound
+        sub, inbound = delivery.box.sub, delivery.inbound
         if not sub.active:
+            inbound.release()
             return
         try:
             message = inbound.message(self._counters, raw=sub.raw)
@@ -242,10 +253,26 @@ class Dispatcher:
             sub.handler(message)
             self._counters.add("dispatched")
         except Exception:
-            self._counters.add("handler_errors")
-            log.exception("handler %s failed on a message from %s", sub.name, inbound.topic)
+            quiet = self._counters.add_logged("handler_errors")
+            if quiet is not None:
+                log.exception("handler %s failed on a message from %r%s", sub.name,
+                              inbound.topic, suppressed(quiet))
         finally:
             self._counters.record_latency(time.monotonic() - inbound.received_at)
+            inbound.release()
+
+    def _abandon_mailbox(self, box: _Mailbox) -> None:
+        self._abandon(list(box.items))
+        self._pending -= len(box.items)
+        box.items.clear()
+        box.scheduled = False
+
+    def _abandon(self, deliveries: list[Delivery]) -> None:
+        """With the lock held, at close: these will not be handled. Counted as dropped and
+        never acknowledged, so the broker sends them again to a persistent session."""
+        self._counters.add("dropped", len(deliveries))
+        for delivery in deliveries:
+            delivery.inbound.abandon()
 
     def longest_busy(self) -> tuple[str, float] | None:
         """The worker busiest on one handler call, and for how long; for watchdogs."""
@@ -253,8 +280,15 @@ class Dispatcher:
         busy = [(name, now - since) for name, since in list(self._busy_since.items())]
         return max(busy, key=lambda item: item[1]) if busy else None
 
-    def dead_workers(self) -> list[str]:
-        return [t.name for t in self._threads if t.ident is not None and not t.is_alive()]
+    def liveness_problem(self, handler_limit: float) -> str | None:
+        """A dead worker, or one in a single handler call for more than ``handler_limit`` s."""
+        dead = [t.name for t in self._threads if t.ident is not None and not t.is_alive()]
+        if dead:
+            return f"worker threads died: {', '.join(dead)}"
+        busy = self.longest_busy()
+        if busy is not None and busy[1] > handler_limit:
+            return f"{busy[0]} has been in one handler for {busy[1]:.1f} s"
+        return None
 
     def close(self, timeout: float) -> bool:
         """Refuse new messages, let the queued ones finish, then stop the workers.
@@ -272,9 +306,8 @@ class Dispatcher:
                 self._space.wait(min(0.1, max(0.0, deadline - time.monotonic())))
             drained = self._pending <= own
             self._stopping = True
-            for sub in self._ready:
-                self._pending -= len(sub._mailbox)
-                sub._mailbox.clear()
+            for box in self._ready:
+                self._abandon_mailbox(box)
             self._ready.clear()
             self._cond.notify_all()
         for thread in self._threads:

@@ -1,16 +1,23 @@
-"""What happens to a publish after ``publish()`` returns: acks, and the offline queue."""
+"""What happens to a publish after ``publish()`` returns: the order it goes out in,
+the offline queue, and the handle that says when the broker has it."""
 
 from __future__ import annotations
 
+import itertools
 import threading
-from collections import OrderedDict, deque
+import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .acks import AckBook, PubAck
+from .envelope import Envelope, to_data
 from .errors import PublishError
+from .stats import Counters
+from .topics import validate_qos, validate_topic
 
-__all__ = ["AckBook", "Outgoing", "OfflineQueue", "PublishHandle"]
+__all__ = ["Envelopes", "OfflineQueue", "Outbox", "Outgoing", "PublishHandle"]
 
 
 class PublishHandle:
@@ -30,9 +37,9 @@ class PublishHandle:
         self._callbacks: list[Callable[[PublishHandle], None]] | None = []
         self._cb_lock = threading.Lock()
 
-    def settle(self, result: Any) -> None:
-        if isinstance(result, str):
-            self._error = result
+    def settle(self, result: PubAck) -> None:
+        """The broker's answer came (or the client gave up): wake waiters, run callbacks."""
+        self._error = result.error
         with self._cb_lock:
             self._settled = True
             event, callbacks, self._callbacks = self._event, self._callbacks or [], None
@@ -77,51 +84,6 @@ class PublishHandle:
         return f"PublishHandle(topic={self.topic!r}, qos={self.qos}, mid={self.mid}, {state})"
 
 
-class Settles(Protocol):
-    def settle(self, result: Any) -> None: ...
-
-
-class AckBook:
-    """Matches paho's ack callbacks to whoever waits on that message id.
-
-    An ack can arrive (on the network thread) before the publisher has registered its
-    id, so an early result is parked until ``bind`` collects it. No lock of ours is held
-    while calling into paho, which keeps paho's own locks free of deadlock with ours.
-    """
-
-    _EARLY_LIMIT = 10000
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._waiting: dict[int, Settles] = {}
-        self._early: OrderedDict[int, Any] = OrderedDict()
-
-    def bind(self, mid: int, waiter: Settles) -> None:
-        with self._lock:
-            if mid in self._early:
-                result = self._early.pop(mid)
-            else:
-                self._waiting[mid] = waiter
-                return
-        waiter.settle(result)
-
-    def settle(self, mid: int, result: Any) -> None:
-        with self._lock:
-            waiter = self._waiting.pop(mid, None)
-            if waiter is None:
-                self._early[mid] = result
-                while len(self._early) > self._EARLY_LIMIT:
-                    self._early.popitem(last=False)
-                return
-        waiter.settle(result)
-
-    def fail_all(self, error: str) -> None:
-        with self._lock:
-            waiting, self._waiting = self._waiting, {}
-        for waiter in waiting.values():
-            waiter.settle(error)
-
-
 @dataclass
 class Outgoing:
     topic: str
@@ -161,3 +123,118 @@ class OfflineQueue:
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+class Link(Protocol):
+    """What the outbox needs of the transport."""
+
+    connected: bool
+
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool,
+                correlation: str | None = None, response_topic: str | None = None
+                ) -> tuple[int, bool]: ...
+
+
+class Outbox:
+    """Every publish of one client, in order: straight to paho while connected and nothing
+    waits offline, else into the offline queue, flushed in order after a reconnect."""
+
+    def __init__(self, link: Link, counters: Counters, *, offline_limit: int,
+                 name: str) -> None:
+        self._link, self._counters, self._name = link, counters, name
+        self._offline = OfflineQueue(offline_limit)
+        self._lock = threading.RLock()  # the order of publishes
+        self._refusing = False
+        self.acks: AckBook[PubAck] = AckBook()
+
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool, *,
+                correlation: str | None = None, response_topic: str | None = None
+                ) -> PublishHandle:
+        """Check and send one message; its handle.
+
+        Raises:
+            ValueError: a malformed topic, response topic or QoS.
+            PublishError: as ``send``.
+        """
+        validate_topic(topic)
+        if response_topic is not None:
+            validate_topic(response_topic)
+        validate_qos(qos)
+        return self.send(Outgoing(topic, payload, qos, retain, PublishHandle(topic, qos),
+                                  correlation, response_topic))
+
+    def send(self, item: Outgoing) -> PublishHandle:
+        """Raises:
+            PublishError: offline and the offline queue is full or off, or stopping.
+        """
+        with self._lock:
+            if self._refusing:
+                raise PublishError(f"client {self._name!r} is stopped:"
+                                   f" cannot publish to {item.topic!r}")
+            if not (self._link.connected and not self._offline and self._hand_over(item)):
+                self._offline.push(item)
+        return item.handle
+
+    def send_now(self, item: Outgoing) -> bool:
+        """Now or never (a heartbeat that is late says nothing): False when offline."""
+        with self._lock:
+            return self._link.connected and self._hand_over(item)
+
+    def flush(self, ahead: Outgoing | None = None, behind: Outgoing | None = None) -> None:
+        """Hand the offline backlog to paho in order, ``ahead`` of it and ``behind`` it.
+
+        Those two (health) bypass the ``offline_queue`` limit: a full backlog must never
+        keep health, or the backlog itself, from going out after a reconnect.
+        """
+        with self._lock:
+            items = [i for i in (ahead, *self._offline.take_all(), behind) if i is not None]
+            for n, item in enumerate(items):
+                if not (self._link.connected and self._hand_over(item)):
+                    self._offline.put_back(items[n:])
+                    break
+
+    def refuse(self) -> None:
+        """From now on ``send`` raises; ``flush`` still works (the goodbye health)."""
+        with self._lock:
+            self._refusing = True
+
+    def fail_all(self) -> None:
+        """The link is gone for good: every handle still pending learns it."""
+        self.acks.fail_all(PubAck("client stopped"))
+        with self._lock:
+            items = self._offline.take_all()
+        for item in items:
+            item.handle.settle(PubAck("client stopped before the message could be sent"))
+
+    def __len__(self) -> int:
+        return len(self._offline)
+
+    def _hand_over(self, item: Outgoing) -> bool:
+        mid, accepted = self._link.publish(item.topic, item.payload, item.qos, item.retain,
+                                           item.correlation, item.response_topic)
+        if accepted:
+            item.handle.mid = mid
+            self.acks.bind(mid, item.handle)
+            self._counters.add("published")
+        return accepted
+
+
+class Envelopes:
+    """The envelopes one client sends: its ``source``, a fresh id each, and a sequence."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._seq = itertools.count(1)
+
+    def make(self, event_type: str, data: Any, *, correlate: str | None = None,
+             reply_to: str | None = None, sequenced: bool = True,
+             envelope_id: str | None = None) -> Envelope:
+        """Raises:
+            ValueError: an empty ``event_type``.
+            TypeError: ``data`` is no dict or dataclass.
+        """
+        if not event_type:
+            raise ValueError("event_type must not be empty")
+        return Envelope(type=event_type, source=self.source, data=to_data(data),
+                        id=envelope_id or uuid.uuid4().hex, correlate=correlate,
+                        reply_to=reply_to, seq=next(self._seq) if sequenced else None)

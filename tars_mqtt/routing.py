@@ -4,7 +4,7 @@ One route per filter holding every handler on it. Routing runs on paho's network
 so it reads a copy-on-write tuple and never blocks.
 
 MQTT 5 subscription identifiers are only needed where filters overlap (the broker then
-sends one copy per matching subscription, contract §7), and paho parses them with its slow
+sends one copy per matching subscription), and paho parses them with its slow
 ``Properties`` (6-8 µs a message): so a route carries an id only while it overlaps another
 route, and every other message is routed by filter.
 """
@@ -17,9 +17,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import zip_longest
-from typing import Any
 
-from .dispatch import Inbound, Subscription
+from .acks import SubAck
+from .dispatch import Subscription
+from .envelope import Inbound
 from .topics import matches
 
 __all__ = ["Route", "RoutingTable", "Send", "filters_overlap"]
@@ -71,12 +72,11 @@ class Route:
     acked: threading.Event = field(default_factory=threading.Event)
     refused: int | None = None
 
-    def settle(self, result: Any) -> None:  # SUBACK codes, via AckBook
-        codes = result if isinstance(result, list) else []
-        bad = [c for c in codes if c >= 0x80]
-        self.refused = bad[0] if bad else None
-        if bad:
-            log.error("broker refused subscription %r (reason 0x%02x)", self.filter, bad[0])
+    def settle(self, result: SubAck) -> None:  # via the client's AckBook
+        self.refused = result.refused
+        if self.refused is not None:
+            log.error("broker refused subscription %r (reason 0x%02x)", self.filter,
+                      self.refused)
         self.acked.set()
 
 

@@ -19,19 +19,16 @@ import logging
 import random
 import threading
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .errors import ConnectError, MQTTError, SubscribeError
 from .signals import stop_on_signals
+from .state import ClientState
 from .timing import Backoff
 
-if TYPE_CHECKING:
-    from .aio import AsyncMQTTClient
-    from .client import MQTTClient
-
 __all__ = [
-    "FATAL_REASONS", "START_BACKOFF", "TICK", "describe", "is_fatal", "run", "run_async",
-    "start_when_reachable",
+    "FATAL_REASONS", "START_BACKOFF", "TICK", "AsyncClient", "Client", "describe", "is_fatal",
+    "run", "run_async", "start_when_reachable",
 ]
 
 log = logging.getLogger("tars_mqtt")
@@ -42,6 +39,34 @@ START_BACKOFF = Backoff(0.5, 5.0)
 TICK = 1.0  # seconds between checks of the client (and a service's watchdog pings)
 
 OnWait = Callable[[ConnectError, float], None]
+
+
+class Client(Protocol):
+    """What running needs of ``MQTTClient`` (a protocol: the client imports this module)."""
+
+    @property
+    def state(self) -> ClientState: ...
+
+    @property
+    def fatal_error(self) -> ConnectError | None: ...
+
+    def start(self, timeout: float = ...) -> Any: ...
+
+    def stop(self, timeout: float = ...) -> None: ...
+
+
+class AsyncClient(Protocol):
+    """What running needs of ``AsyncMQTTClient``."""
+
+    @property
+    def state(self) -> ClientState: ...
+
+    @property
+    def sync(self) -> Client: ...
+
+    async def start(self, timeout: float = ...) -> Any: ...
+
+    async def stop(self, timeout: float = ...) -> None: ...
 
 
 def is_fatal(exc: BaseException) -> bool:
@@ -80,7 +105,7 @@ def start_when_reachable(start: Callable[[], Any], stop: threading.Event, *,
     return False
 
 
-def run(client: MQTTClient, *, stop: threading.Event | None = None,
+def run(client: Client, *, stop: threading.Event | None = None,
         on_ready: Callable[[], None] | None = None, on_tick: Callable[[], None] | None = None,
         on_stopping: Callable[[], None] | None = None, on_wait: OnWait | None = None,
         tick: float = TICK) -> None:
@@ -96,7 +121,7 @@ def run(client: MQTTClient, *, stop: threading.Event | None = None,
     stop = threading.Event() if stop is None else stop
     restore = stop_on_signals(stop)  # before connecting: a SIGTERM then is a clean stop too
     try:
-        if client.state == "new" and not start_when_reachable(client.start, stop,
+        if client.state == ClientState.NEW and not start_when_reachable(client.start, stop,
                                                               on_wait=on_wait):
             if on_stopping is not None:
                 on_stopping()
@@ -114,7 +139,7 @@ def run(client: MQTTClient, *, stop: threading.Event | None = None,
         client.stop()
 
 
-async def run_async(client: AsyncMQTTClient, *,
+async def run_async(client: AsyncClient, *,
                     main: Callable[[], Awaitable[None]] | None = None,
                     on_ready: Callable[[], None] | None = None,
                     on_tick: Callable[[], None] | None = None,
@@ -134,7 +159,7 @@ async def run_async(client: AsyncMQTTClient, *,
 
     tasks: list[asyncio.Task[Any]] = []
     try:
-        if client.state == "new" and not await asyncio.to_thread(
+        if client.state == ClientState.NEW and not await asyncio.to_thread(
                 start_when_reachable, start, stop, on_wait=on_wait):
             if on_stopping is not None:
                 await on_stopping()
@@ -164,17 +189,17 @@ async def _call(main: Callable[[], Awaitable[None]]) -> None:
     await main()
 
 
-async def _ticks(client: AsyncMQTTClient, on_tick: Callable[[], None] | None,
+async def _ticks(client: AsyncClient, on_tick: Callable[[], None] | None,
                  tick: float) -> None:
     """Check the client every tick; end when someone stopped it (``await client.stop()``)."""
-    while client.state != "stopped":
+    while client.state != ClientState.STOPPED:
         await asyncio.sleep(tick)
         _raise_fatal(client.sync)
         if on_tick is not None:
             on_tick()
 
 
-def _raise_fatal(client: MQTTClient) -> None:
+def _raise_fatal(client: Client) -> None:
     problem = client.fatal_error
     if problem is not None:
         raise problem

@@ -1,22 +1,23 @@
-"""``messages()`` streams of the asyncio twin, and the thread-to-loop hand-off helpers."""
+"""``messages()`` streams of the asyncio twin.
+
+A stream is a handler of the sync client (its public ``subscribe``) that queues messages
+for one reader on an event loop; it knows nothing of the twin that made it.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
 
+from .client import MQTTClient
 from .config import QueuePolicy
 from .dispatch import Subscription
 from .envelope import Message
+from .handoff import call_soon, resolve
 
-if TYPE_CHECKING:
-    from .aio import AsyncMQTTClient
-
-__all__ = ["Messages", "call_soon", "resolve"]
+__all__ = ["Messages"]
 
 
 class Messages:
@@ -24,9 +25,11 @@ class Messages:
 
     _loop: asyncio.AbstractEventLoop
 
-    def __init__(self, client: AsyncMQTTClient, topic_filter: str, qos: int, maxsize: int,
-                 policy: QueuePolicy) -> None:
+    def __init__(self, client: MQTTClient, topic_filter: str, qos: int, maxsize: int,
+                 policy: QueuePolicy, *, on_close: Callable[[Messages], None] | None = None
+                 ) -> None:
         self.filter, self._client, self._qos = topic_filter, client, qos
+        self._on_close = on_close
         self._maxsize, self._policy = maxsize, policy
         self._items: deque[Message] = deque()
         self._lock = threading.Condition()  # "block": workers wait here for room
@@ -35,10 +38,9 @@ class Messages:
         self._closed = False
 
     async def __aenter__(self) -> Messages:
-        self._client._loop = self._loop = asyncio.get_running_loop()
-        self._sub = await asyncio.to_thread(self._client.sync.subscribe, self.filter,
+        self._loop = asyncio.get_running_loop()
+        self._sub = await asyncio.to_thread(self._client.subscribe, self.filter,
                                             self._offer, self._qos)
-        self._client._streams.add(self)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -53,8 +55,9 @@ class Messages:
         if wakeup is not None:
             resolve(wakeup, None)
         if self._sub is not None and not was_closed:
-            self._client.sync.unsubscribe(self._sub)
-        self._client._streams.discard(self)
+            self._client.unsubscribe(self._sub)
+        if self._on_close is not None:
+            self._on_close(self)
 
     def __aiter__(self) -> AsyncIterator[Message]:
         return self if self._sub is not None or self._closed else self._owned()
@@ -86,7 +89,7 @@ class Messages:
             if self._closed:
                 return
             if len(self._items) >= self._maxsize:
-                self._client.sync._counters.add("dropped")
+                self._client.note_dropped()
                 if self._policy == "drop_newest":
                     return
                 self._items.popleft()
@@ -94,13 +97,3 @@ class Messages:
             wakeup, self._wakeup = self._wakeup, None
         if wakeup is not None:
             call_soon(self._loop, resolve, wakeup, None)
-
-
-def resolve(future: asyncio.Future[Any], value: Any) -> None:
-    if not future.done():
-        future.set_result(value)
-
-
-def call_soon(loop: asyncio.AbstractEventLoop, func: Callable[..., None], *args: Any) -> None:
-    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
-        loop.call_soon_threadsafe(func, *args)

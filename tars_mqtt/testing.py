@@ -21,6 +21,7 @@ from .timing import ManualClock
 __all__ = ["MOSQUITTO", "Broker", "ManualClock", "free_port", "wait_for_port"]
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+MAX_QUEUED_BYTES = 64 * 1024 * 1024  # per client: what the broker keeps for one that lags
 
 
 def free_port() -> int:
@@ -70,6 +71,10 @@ class Broker:
             f"persistence_location {self.workdir}/",
             "autosave_interval 1",
             "set_tcp_nodelay true",  # else Nagle holds small acks back ~40 ms
+            # mosquitto's default (1000 queued per client) discards acknowledged QoS 1/2
+            # messages for a slow or absent subscriber without a word; bound bytes instead.
+            "max_queued_messages 0",
+            f"max_queued_bytes {MAX_QUEUED_BYTES}",
             "log_dest stderr",
             "log_type error",
             "log_type warning",

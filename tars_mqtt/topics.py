@@ -8,6 +8,7 @@ __all__ = [
     "matches",
     "reply_topic",
     "validate_filter",
+    "validate_qos",
     "validate_topic",
 ]
 
@@ -36,11 +37,21 @@ def validate_filter(topic_filter: str) -> str:
     return topic_filter
 
 
+def validate_qos(qos: int) -> int:
+    if qos not in (0, 1, 2):
+        raise ValueError(f"qos must be 0, 1 or 2, got {qos!r}")
+    return qos
+
+
 def _check_common(text: str) -> None:
     if "\x00" in text:
         raise ValueError(f"topic {text!r} must not contain NUL")
-    if len(text.encode("utf-8")) > 65535:
-        raise ValueError("topic is longer than 65535 bytes")
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError(f"topic {text!r} is not valid UTF-8 (a lone surrogate)") from None
+    if size > 65535:
+        raise ValueError(f"topic {text[:40]!r}... is longer than 65535 bytes")
 
 
 def matches(topic_filter: str, topic: str) -> bool:

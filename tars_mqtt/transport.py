@@ -2,8 +2,14 @@
 
 paho calls back on its network thread; everything here only records facts and hands
 messages on (``on_message`` callbacks of the owner must not block or run user code).
-Reconnecting is paho's ``loop_forever`` loop, with each wait set from our jittered
-:class:`~tars_mqtt.timing.Backoff` just before paho takes it.
+Every callback runs inside one guard: an exception raised there would end paho's thread
+for good (no reconnect, ever), so it is logged, counted as ``callback_errors``, and the
+thread carries on. Reconnecting is paho's ``loop_forever`` loop, with each wait set from
+our jittered :class:`~tars_mqtt.timing.Backoff` just before paho takes it.
+
+QoS 1/2 deliveries are acknowledged by hand (paho's ``manual_ack``) once every consumer
+of the message is done with it, and only on the connection it came on: after a reconnect
+the broker sends the unacknowledged ones again itself.
 
 With several brokers (``config.brokers``) each attempt goes to one of them, set just
 before paho connects: the same broker while the link holds, the next one after a lost
@@ -18,6 +24,7 @@ import logging
 import random
 import socket
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -31,9 +38,11 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from .acks import DeliveryAcks, PubAck, SubAck
 from .config import MQTTConfig
-from .dispatch import Inbound
+from .envelope import Inbound
 from .errors import ConnectError
+from .stats import Counters, suppressed
 from .timing import Backoff
 
 __all__ = ["Transport", "connect_error", "describe_reason"]
@@ -49,8 +58,8 @@ _PROBE_TIMEOUT = 3.0  # seconds for each CONNECT of the protocol check
 OnConnected = Callable[[bool], None]          # session_present
 OnDisconnected = Callable[[str], None]        # reason text
 OnMessage = Callable[[Inbound, list[int] | None], None]  # message, subscription ids (v5)
-OnAck = Callable[[int, str | None], None]     # mid, error
-OnSubAck = Callable[[int, list[int]], None]   # mid, reason codes
+OnAck = Callable[[int, PubAck], None]
+OnSubAck = Callable[[int, SubAck], None]
 
 
 def _properties(packet_type: int) -> Properties:
@@ -67,7 +76,7 @@ def _no_delay(sock: Any) -> None:
 
     paho leaves Nagle on, which held small QoS 0 publishes back behind the broker's
     delayed ACK: p99 14-18 ms, max ~45 ms at 1,000 msg/s on loopback, against 0.5 ms
-    and 2 ms with TCP_NODELAY (bench/, issue 8).
+    and 2 ms with TCP_NODELAY (bench/RESULTS.md).
     """
     if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
         with contextlib.suppress(OSError):
@@ -124,15 +133,39 @@ def _probe(cfg: MQTTConfig, protocol: MQTTProtocolVersion) -> str:
     return "answered"
 
 
+class _Paho(paho.Client):
+    """paho's client, told about a PUBREL for a QoS 2 message it no longer holds.
+
+    With ``manual_ack`` paho answers such a PUBREL with nothing (its own comment points at
+    eclipse/paho.mqtt.python#284), and the broker keeps the message in flight for ever. It
+    comes after a reconnect, for a message handed over on the previous connection, or to
+    a restarted process resuming its session; ``on_unknown_pubrel`` decides when to answer.
+    """
+
+    on_unknown_pubrel: Callable[[int], None] | None = None
+
+    def _handle_pubrel(self) -> MQTTErrorCode:
+        packet = self._in_packet["packet"]
+        mid = struct.unpack("!H", packet[:2])[0] if len(packet) >= 2 else 0
+        with self._in_message_mutex:
+            known = mid in self._in_messages
+        rc = super()._handle_pubrel()
+        if not known and self.on_unknown_pubrel is not None:
+            self.on_unknown_pubrel(mid)
+        return rc
+
+
 class Transport:
     """One paho client: connect, keep connected, and translate paho's callbacks."""
 
-    def __init__(self, config: MQTTConfig, *, will: tuple[str, bytes] | None,
+    def __init__(self, config: MQTTConfig, *, will: tuple[str, bytes] | None = None,
                  on_connected: OnConnected, on_disconnected: OnDisconnected,
                  on_message: OnMessage, on_ack: OnAck, on_suback: OnSubAck,
+                 counters: Counters | None = None,
                  backoff: Backoff | None = None, rng: random.Random | None = None) -> None:
         self.config = config
         self.v5 = config.protocol == "5"
+        self._counters = counters or Counters()
         self._backoff = backoff or Backoff(config.reconnect_min_delay, config.reconnect_max_delay)
         self._rng = rng or random.Random()
         self._attempt = 0
@@ -150,10 +183,12 @@ class Transport:
         self._move_on = False  # the next attempt goes to the next broker
         self._failures = 0  # failed attempts since the last connection
         self._errors: list[ConnectError] = []  # of the first round, for start()
-        self.client = self._build(will)
+        self.client = self._build()
+        self._acks = DeliveryAcks(self.client.ack)
+        self.set_will(will)
         if len(self._brokers) > 1:
             self._contexts = [_tls_context(b) if b.tls else None for b in self._brokers]
-            self.client.on_pre_connect = self._handle_pre_connect
+            self.client.on_pre_connect = self._guard(self._handle_pre_connect)
         self._set_next_delay()
 
     @property
@@ -166,14 +201,15 @@ class Transport:
         """The URL (no secret) of the broker the client is connected to; "" when it is not."""
         return self.broker.url if self.connected else ""
 
-    def _build(self, will: tuple[str, bytes] | None) -> paho.Client:
+    def _build(self) -> paho.Client:
         cfg = self.config
-        client = paho.Client(
+        client = _Paho(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=cfg.client_id,
             protocol=paho.MQTTv5 if self.v5 else paho.MQTTv311,
             transport=cfg.transport,
-            clean_session=None if self.v5 else cfg.clean_start,
+            clean_session=None if self.v5 else cfg.starts_clean,
+            manual_ack=True,
         )
         if cfg.transport == "websockets":
             client.ws_set_options(path=cfg.ws_path)
@@ -182,20 +218,43 @@ class Transport:
             client.tls_insecure_set(cfg.tls_insecure)
         if cfg.username is not None:
             client.username_pw_set(cfg.username, cfg.password)
-        if will is not None:
-            props = None
-            if self.v5:
-                props = _properties(PacketTypes.WILLMESSAGE)
-                props.WillDelayInterval = 0  # the broker's default was seen ~5 s late
-            client.will_set(will[0], will[1], qos=1, retain=True, properties=props)
-        client.on_connect = self._handle_connect
-        client.on_connect_fail = self._handle_connect_fail
-        client.on_disconnect = self._handle_disconnect
-        client.on_message = self._handle_message
-        client.on_publish = self._handle_publish
-        client.on_subscribe = self._handle_subscribe
+        guard = self._guard
+        client.on_connect = guard(self._handle_connect)
+        client.on_connect_fail = guard(self._handle_connect_fail)
+        client.on_disconnect = guard(self._handle_disconnect)
+        client.on_message = guard(self._handle_message)
+        client.on_publish = guard(self._handle_publish)
+        client.on_subscribe = guard(self._handle_subscribe)
+        client.on_unknown_pubrel = guard(lambda mid: self._acks.unknown_pubrel(mid))
         client.max_inflight_messages_set(20)  # paces bursts such as the offline flush
         return client
+
+    def set_will(self, will: tuple[str, bytes] | None) -> None:
+        """The retained QoS 1 message the broker sends when the link dies; before start()."""
+        if will is None:
+            self.client.will_clear()
+            return
+        props = None
+        if self.v5:
+            props = _properties(PacketTypes.WILLMESSAGE)
+            props.WillDelayInterval = 0  # the broker's default was seen ~5 s late
+        self.client.will_set(will[0], will[1], qos=1, retain=True, properties=props)
+
+    def _guard(self, callback: Callable[..., None]) -> Callable[..., None]:
+        """The one wrapper of every paho callback: nothing raised in it reaches paho."""
+        name = getattr(callback, "__name__", repr(callback))
+
+        def guarded(*args: Any) -> None:
+            try:
+                callback(*args)
+            except Exception:
+                quiet = self._counters.add_logged("callback_errors")
+                if quiet is not None:
+                    log.exception("client %s: %s failed on paho's network thread; it carries"
+                                  " on%s", self.config.client_id, name, suppressed(quiet))
+
+        guarded.__name__ = name
+        return guarded
 
     # Lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -208,9 +267,10 @@ class Transport:
         if self.v5:
             props = _properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = cfg.session_expiry
+            props.ReceiveMaximum = cfg.receive_window
         self.client.connect_async(
             cfg.host, cfg.port, cfg.keepalive,
-            clean_start=cfg.clean_start if self.v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
+            clean_start=cfg.starts_clean if self.v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
             properties=props,
         )
         self.client.loop_start()
@@ -221,9 +281,13 @@ class Transport:
         self.client.disconnect()
         self.client.loop_stop()
         self.connected = False
+        self._acks.disconnected()
 
     def thread_alive(self) -> bool:
-        """paho's network thread is running (it is reconnecting, when the broker is down)."""
+        """paho's network thread is running (it is reconnecting, when the broker is down).
+
+        paho clears its handle when the thread's loop ends, also when an exception ended it.
+        """
         thread = self.client._thread  # paho keeps no public handle on it
         return thread is not None and thread.is_alive()
 
@@ -343,8 +407,11 @@ class Transport:
         self._set_next_delay()
         _no_delay(client.socket())
         self.connected = True
-        self._on_connected(bool(flags.session_present))
-        self.first_result.set()
+        self._acks.connected()
+        try:
+            self._on_connected(bool(flags.session_present))
+        finally:
+            self.first_result.set()
 
     def _handle_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         cfg = self.broker
@@ -366,6 +433,7 @@ class Transport:
         was_connected, self.connected = self.connected, False
         kicked, self._kicked = self._kicked, False
         answered, self._answered = self._answered, False
+        self._acks.disconnected()
         if not was_connected:  # an attempt that died before CONNACK: back off further
             if self.v5 and not (self._stopping or kicked or answered) and self._lacks_mqtt5():
                 cfg = self.broker
@@ -385,23 +453,36 @@ class Transport:
                 and _probe(cfg, paho.MQTTv311) == "answered")
 
     def _handle_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        inbound = None
+        try:
+            inbound = self._inbound(msg)
+            sub_ids = getattr(msg.properties, "SubscriptionIdentifier", None) if self.v5 else None
+            self._on_message(inbound, sub_ids)
+        finally:
+            if inbound is not None:
+                inbound.release()  # the routing thread's hold: acknowledged once all are done
+            elif msg.qos:  # not even readable: acknowledged, or it would hold a slot for ever
+                client.ack(msg.mid, msg.qos)
+
+    def _inbound(self, msg: paho.MQTTMessage) -> Inbound:
         correlation = response_topic = None
-        sub_ids: list[int] | None = None
         props = msg.properties if self.v5 else None
         if props is not None:
-            sub_ids = getattr(props, "SubscriptionIdentifier", None)
             raw_corr = getattr(props, "CorrelationData", None)
             if raw_corr:
                 correlation = bytes(raw_corr).decode("utf-8", errors="replace")
             response_topic = getattr(props, "ResponseTopic", None)
-        inbound = Inbound(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain),
-                          correlation, response_topic)
-        self._on_message(inbound, sub_ids)
+        qos = msg.qos
+        inbound = Inbound(msg.topic, bytes(msg.payload), qos, bool(msg.retain),
+                          correlation, response_topic, mid=msg.mid, link=self._acks.link,
+                          on_done=self._acks.settle if qos else None)
+        self._acks.received(inbound)
+        return inbound
 
     def _handle_publish(self, client: paho.Client, userdata: Any, mid: int,
                         reason: ReasonCode, properties: Any) -> None:
-        self._on_ack(mid, describe_reason(reason) if reason.is_failure else None)
+        self._on_ack(mid, PubAck(describe_reason(reason) if reason.is_failure else None))
 
     def _handle_subscribe(self, client: paho.Client, userdata: Any, mid: int,
                           reasons: list[ReasonCode], properties: Any) -> None:
-        self._on_suback(mid, [r.value for r in reasons])
+        self._on_suback(mid, SubAck(tuple(r.value for r in reasons)))

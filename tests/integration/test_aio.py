@@ -211,7 +211,7 @@ def test_request_reply_between_two_async_clients(make_async: MakeAsync) -> None:
                   for n in range(20)))
             assert [a.data["n"] for a in answers] == [2 * n for n in range(20)]
             assert all(a.type == "double.result" for a in answers)
-            assert len(client.sync._requests) == 0
+            assert len(client.sync._requests.pending) == 0
         await service.stop()
 
     run(main())
@@ -252,7 +252,7 @@ def test_request_timeout(make_async: MakeAsync) -> None:
         async with make_async() as client:
             with pytest.raises(RequestTimeout, match="aio/nobody"):
                 await client.request("aio/nobody", "void.ask", {}, timeout=0.3)
-            assert len(client.sync._requests) == 0
+            assert len(client.sync._requests.pending) == 0
 
     run(main())
 
@@ -270,13 +270,13 @@ def test_cancelled_request_leaves_nothing_pending(make_async: MakeAsync,
             await asyncio.sleep(0)  # started, probably still sending
             early.cancel()
             task = asyncio.create_task(client.request("aio/hold", "hold", {"n": 1}, 30))
-            await until(lambda: len(client.sync._requests) == 1
+            await until(lambda: len(client.sync._requests.pending) == 1
                         and any(m.data["n"] == 1 for m in held))
             task.cancel()
             for cancelled in (early, task):
                 with pytest.raises(asyncio.CancelledError):
                     await cancelled
-            assert len(client.sync._requests) == 0
+            assert len(client.sync._requests.pending) == 0
             late = next(m for m in held if m.data["n"] == 1)
             holder.reply(late, "hold.result", {}).wait(5)
             await until(lambda: client.stats().late_replies >= 1)

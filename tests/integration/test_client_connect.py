@@ -113,8 +113,8 @@ def test_password_file_from_the_environment(auth_broker: Broker, tmp_path: Path,
 
 def test_username_on_a_broker_without_password_file(
         make_config: MakeConfig, clients: list[MQTTClient], broker: Broker) -> None:
-    """CONTRACT §7 says such a client is refused "Not authorized"; the fixture's mosquitto
-    2.0.11 (``allow_anonymous true``, no ``password_file``) lets it in. Pinned as seen."""
+    """Some brokers refuse such a client "Not authorized"; the fixture's mosquitto 2.0.11
+    (``allow_anonymous true``, no ``password_file``) lets it in. Pinned as seen."""
     client = MQTTClient(make_config(username="robot", password=SECRET))
     clients.append(client)
     client.start(timeout=WAIT)

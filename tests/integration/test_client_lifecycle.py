@@ -103,7 +103,7 @@ def test_context_manager_stops_on_an_exception(make_config: MakeConfig) -> None:
 
 
 def test_stop_from_inside_a_handler(make_client: MakeClient) -> None:
-    """Contract §3: every method is safe from a handler, stop() included."""
+    """Every method is safe from a handler, stop() included."""
     client = make_client(workers=2)
     stopped = threading.Event()
 

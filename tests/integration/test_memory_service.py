@@ -138,9 +138,6 @@ def test_kill_9_keeps_every_stored_turn_and_the_session_brings_the_missed_ones(
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(strict=False, reason="needs QoS 1 deliveries acknowledged only after their"
-                   " handler returned; with acks on receipt, turns still queued in the client"
-                   " when it is killed are lost")
 def test_kill_9_in_the_middle_of_a_burst_loses_no_acknowledged_turn(
         start: Callable[..., Service], rec: Recorder, state: Path) -> None:
     svc = start(**SESSION)

@@ -113,7 +113,7 @@ def test_round_trip(make_client: MakeClient, protocol: str) -> None:
     assert answer.type == "double.result"
     assert answer.topic == f"system/reply/{client.config.client_id}"
     assert answer.envelope is not None and answer.correlate is not None
-    assert len(client._requests) == 0
+    assert len(client._requests.pending) == 0
 
 
 def test_request_carries_envelope_reply_to_and_v5_properties(
@@ -141,7 +141,7 @@ def test_timeout_raises_and_forgets_the_request(make_client: MakeClient) -> None
         client.request("nobody/home", "void.ask", {}, timeout=0.3)
 
     assert time.monotonic() - started >= 0.3
-    assert len(client._requests) == 0
+    assert len(client._requests.pending) == 0
     assert isinstance(RequestTimeout("x"), TimeoutError)
 
 
@@ -172,7 +172,7 @@ def test_fifty_concurrent_requests_from_ten_threads(make_client: MakeClient) -> 
     assert not errors
     assert len(results) == 50
     assert all(doubled == 2 * n for n, doubled in results.items())
-    assert len(client._requests) == 0
+    assert len(client._requests.pending) == 0
     assert client.stats().late_replies == 0
 
 
@@ -200,7 +200,7 @@ def test_late_reply_is_counted_not_delivered(make_client: MakeClient) -> None:
     answer = client.request("svc/slow", "slow.ask", {"n": 2}, timeout=5)
     assert answer.data == {"answer": 2}
     assert client.stats().late_replies == 1
-    assert len(client._requests) == 0
+    assert len(client._requests.pending) == 0
 
 
 def test_handlers_can_make_requests_with_a_single_worker(make_client: MakeClient) -> None:
@@ -321,4 +321,4 @@ def test_a_named_reply_topic_pairs_llm_request_with_llm_response(
     assert (first.topic, first.data) == ("llm/response", {"reply": "one"})
     assert (second.topic, second.data) == ("llm/response", {"reply": "two"})
     assert wait_until(lambda: len(seen_on_response) == 2)  # the route is shared, not stolen
-    assert len(router._requests) == 0
+    assert len(router._requests.pending) == 0

@@ -99,3 +99,27 @@ def test_dedup_memory_is_bounded_by_max_entries(make_client: MakeClient) -> None
     # n=2 was still remembered; n=0 had been pushed out by n=1 and n=2, so it passes again.
     assert inbox.numbers() == [0, 1, 2, 0]
     assert client.stats().duplicates == 1
+
+
+@pytest.mark.timeout(60)
+def test_a_burst_for_an_absent_subscriber_is_kept_whole(
+        make_config: MakeConfig, make_client: MakeClient) -> None:
+    """The test broker keeps every QoS 1 message for a session that is away: mosquitto's
+    default (1000 queued per client) silently discarded all beyond the first thousand."""
+    total = 3000
+    config = make_config(session_expiry=60, enable_heartbeat=False)
+    publisher = make_client(enable_heartbeat=False)
+    with ClientGroup() as group:
+        away = group.add(MQTTClient(config))
+        away.subscribe("burst/t", Inbox(), qos=1)
+        away.start(timeout=10)
+        away.stop()
+        handles = [publisher.publish_event("burst/t", "test.n", {"n": n}) for n in range(total)]
+        for handle in handles:
+            handle.wait(10)  # acked by the broker, every one
+        inbox = Inbox()
+        back = group.add(MQTTClient(config))
+        back.subscribe("burst/t", inbox, qos=1)
+        back.start(timeout=10)
+        assert inbox.wait_count(total, 30), f"{len(inbox.messages)} of {total} kept"
+        assert sorted(inbox.numbers()) == list(range(total))

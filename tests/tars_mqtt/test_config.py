@@ -1,4 +1,4 @@
-"""MQTTConfig: every variable, every rule, and the password kept out of sight (contract §1)."""
+"""MQTTConfig: every variable, every rule, and the password kept out of sight."""
 
 from __future__ import annotations
 
@@ -22,13 +22,14 @@ def env(**values: str) -> dict[str, str]:
 
 
 # Defaults and the variable -> field mapping -------------------------------------------
-def test_defaults_are_the_contract_table() -> None:
+def test_defaults_are_the_documented_ones() -> None:
     cfg = MQTTConfig.from_env(environ={"MQTT_CLIENT_ID": "robot"})
     assert (cfg.url, cfg.host, cfg.port, cfg.transport, cfg.tls) == (
         "mqtt://localhost:1883", "localhost", 1883, "tcp", False)
     assert cfg.client_id == "robot" and cfg.source == "robot"
     assert cfg.username is None and cfg.password is None
-    assert (cfg.keepalive, cfg.protocol, cfg.clean_start, cfg.session_expiry) == (60, "5", True, 0)
+    assert (cfg.keepalive, cfg.protocol, cfg.clean_start, cfg.session_expiry) == (60, "5", None, 0)
+    assert (cfg.starts_clean, cfg.receive_maximum, cfg.receive_window) == (True, 0, 1000)
     assert (cfg.workers, cfg.queue_size, cfg.queue_policy, cfg.offline_queue) == (
         4, 1000, "block", 1000)
     assert (cfg.reconnect_min_delay, cfg.reconnect_max_delay) == (0.5, 5.0)
@@ -67,7 +68,7 @@ def test_every_variable_reaches_its_field(tmp_path: Path) -> None:
 
 
 def test_source_name_variable_sets_the_envelope_source() -> None:
-    """The variable is MQTT_SOURCE_NAME (contract table), not the field name in capitals."""
+    """The variable is MQTT_SOURCE_NAME (as documented), not the field name in capitals."""
     assert MQTTConfig.from_env(environ=env(SOURCE_NAME="legs")).source == "legs"
 
 
@@ -311,3 +312,79 @@ def test_password_never_in_env_errors() -> None:
     with pytest.raises(ConfigError) as caught:
         MQTTConfig.from_env(environ=env(URL=f"ftp://robot:{SECRET}@h"))
     assert "MQTT_URL" in str(caught.value) and SECRET not in str(caught.value)
+
+
+# Hostile or broken settings ---------------------------------------------------------------
+@pytest.mark.parametrize("password", ["pa#ss", "12/34", "p?x=1", "p@ss", "a:b", "#/?@:%zz"])
+def test_url_password_may_hold_any_character_and_never_shows(password: str) -> None:
+    """Unencoded ``#``, ``/``, ``?`` used to end the credentials early: the rest became
+    the URL's fragment, path or query (shown in repr), or its host and port."""
+    cfg = MQTTConfig.from_env(environ=env(URL=f"mqtt://robot:{password}@broker.local:1884"))
+    assert (cfg.username, cfg.password, cfg.host, cfg.port) == (
+        "robot", password, "broker.local", 1884)
+    assert password not in repr(cfg) and cfg.url == "mqtt://broker.local:1884"
+
+
+@pytest.mark.parametrize("url", ["mqtt://robot:S3CRET#x@h:port", "mqtt://robot:S3CRET/x@",
+                                 "mqtt://robot:S3CRET?x@h:0", "ftp://robot:S3CRET#x@h"])
+def test_url_errors_never_show_the_password(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        MQTTConfig.from_env(environ=env(URL=url))
+    assert str(caught.value).startswith("MQTT_URL: ")
+    assert "S3CRET" not in str(caught.value)
+
+
+@pytest.mark.parametrize("var", ["CLIENT_ID", "SOURCE_NAME", "USERNAME", "PASSWORD", "URL"])
+def test_undecodable_bytes_in_a_variable_name_it(var: str) -> None:
+    """os.environ keeps undecodable bytes as lone surrogates; paho would fail on them later
+    with a bare UnicodeError. Secrets are not echoed."""
+    raw = b"robot\xff".decode("utf-8", "surrogateescape")
+    value = f"mqtt://{raw}" if var == "URL" else raw
+    with pytest.raises(ConfigError, match=rf"^MQTT_{var}: must be valid UTF-8 text") as caught:
+        MQTTConfig.from_env(environ={**env(), f"MQTT_{var}": value})
+    if var in ("USERNAME", "PASSWORD", "URL"):
+        assert "robot" not in str(caught.value)
+
+
+def test_undecodable_password_file_names_the_variable(tmp_path: Path) -> None:
+    secret = tmp_path / "movement.password"
+    secret.write_bytes(b"s3cr\xffet\n")
+    with pytest.raises(ConfigError, match=r"^MQTT_PASSWORD_FILE: .* is not UTF-8 text") as caught:
+        MQTTConfig.from_env(environ=env(PASSWORD_FILE=str(secret)))
+    assert "s3cr" not in str(caught.value)
+
+
+@pytest.mark.parametrize("var", ["TLS_INSECURE", "TLS_CA"])
+def test_tls_setting_without_tls_url_names_itself(var: str, tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    value = "true" if var == "TLS_INSECURE" else str(ca)
+    with pytest.raises(ConfigError, match=rf"^MQTT_{var}: TLS settings given but"):
+        MQTTConfig.from_env(environ=env(**{var: value}))
+
+
+def test_session_expiry_alone_keeps_the_session() -> None:
+    assert MQTTConfig(client_id="c").starts_clean
+    assert not MQTTConfig(client_id="c", session_expiry=3600).starts_clean
+    assert MQTTConfig(client_id="c", session_expiry=3600, clean_start=True).starts_clean
+    assert not MQTTConfig(client_id="c", clean_start=False).starts_clean
+    cfg = MQTTConfig.from_env(environ=env(SESSION_EXPIRY="600", CLEAN_START="yes"))
+    assert cfg.starts_clean and cfg.clean_start is True
+
+
+def test_defaults_of_a_service_give_way_to_variables() -> None:
+    mine = {"session_expiry": 3600, "workers": 2}
+    cfg = MQTTConfig.from_env(environ=env(WORKERS="8"), defaults=mine)
+    assert (cfg.session_expiry, cfg.workers, cfg.starts_clean) == (3600, 8, False)
+    assert MQTTConfig.from_env(environ=env(SESSION_EXPIRY="0"), defaults=mine).starts_clean
+
+
+@pytest.mark.parametrize(("policy", "receive_maximum", "window"), [
+    ("block", 0, 1000), ("drop_oldest", 0, 65535), ("drop_newest", 0, 65535),
+    ("block", 7, 7), ("drop_oldest", 7, 7),
+])
+def test_receive_window(policy: str, receive_maximum: int, window: int) -> None:
+    cfg = MQTTConfig(client_id="c", queue_policy=policy,  # type: ignore[arg-type]
+                     receive_maximum=receive_maximum)
+    assert cfg.receive_window == window
+    assert MQTTConfig(client_id="c", queue_size=100_000).receive_window == 65535

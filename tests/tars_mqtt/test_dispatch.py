@@ -18,7 +18,8 @@ import pytest
 from tars_mqtt import Envelope, Message
 from tars_mqtt.config import QueuePolicy
 from tars_mqtt.dedupe import Deduplicator
-from tars_mqtt.dispatch import Dispatcher, Inbound, Subscription
+from tars_mqtt.dispatch import Dispatcher, Subscription
+from tars_mqtt.envelope import Inbound
 from tars_mqtt.stats import Counters
 
 WAIT = 10.0
@@ -185,33 +186,118 @@ def test_drop_oldest_drops_across_subscriptions_in_arrival_order(
     assert (blocker.seen, a.seen, b.seen) == ([0], [5], [4, 6])
 
 
-def test_block_policy_applies_back_pressure_and_drops_nothing(
-        make_dispatcher: Callable[..., tuple[Dispatcher, Counters]]) -> None:
-    dispatcher, counters = make_dispatcher(workers=1, queue_size=3, policy="block")
+class AckLog:
+    """Inbound messages whose acknowledgement is recorded, in order, for the test to read."""
+
+    def __init__(self) -> None:
+        self.acked: list[int] = []
+        self._cond = threading.Condition()
+
+    def inbound(self, n: int, qos: int = 1, topic: str = "t") -> Inbound:
+        return Inbound(topic, str(n).encode(), qos, False, mid=n,
+                       on_done=self._done if qos else None)  # as the transport does
+
+    def _done(self, message: Inbound) -> None:
+        with self._cond:
+            self.acked.append(message.mid)
+            self._cond.notify_all()
+
+    def wait_acked(self, count: int) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self.acked) >= count, WAIT)
+
+
+def routed(message: Inbound, dispatcher: Dispatcher, subs: list[Subscription]) -> None:
+    """What the network thread does: queue, then let go of its own hold."""
+    dispatcher.submit(message, subs)
+    message.release()
+
+
+def held_first(dispatcher: Dispatcher) -> tuple[threading.Event, Recorder, Subscription, AckLog]:
+    """Message 0 routed and held in its handler until the test opens ``gate``."""
     gate = threading.Event()
     rec = Recorder(gate)
-    sub = Subscription("flood", rec)
-    submitted = threading.Event()
+    sub = Subscription("t", rec)
+    acks = AckLog()
+    routed(acks.inbound(0), dispatcher, [sub])
+    assert rec.entered.wait(WAIT)
+    return gate, rec, sub, acks
 
-    def network_thread() -> None:
-        for n in range(20):
-            dispatcher.submit(inbound(n), [sub])
-        submitted.set()
 
-    producer = threading.Thread(target=network_thread, daemon=True)
+def test_block_policy_never_waits_and_keeps_every_qos1_message(
+        make_dispatcher: Callable[..., tuple[Dispatcher, Counters]]) -> None:
+    """``submit`` runs on paho's thread: under ``block`` it returns at once. It takes every
+    QoS 1 message (the broker bounds those by the receive window), and QoS 0 ones while the
+    queue holds fewer than its size plus that window; QoS 0 beyond is dropped, counted."""
+    dispatcher, counters = make_dispatcher(workers=1, queue_size=3, policy="block")
+    gate, rec, sub, acks = held_first(dispatcher)
     try:
-        producer.start()
-        assert rec.entered.wait(WAIT)
-        # The producer cannot finish while the handler holds the queue full...
-        assert not submitted.wait(0.3)
-        assert dispatcher.depth == 3
+        for n in range(1, 5):  # would have parked the caller before
+            routed(acks.inbound(n), dispatcher, [sub])
+        for n in range(5, 8):  # room for one more (3 + 3), then dropped
+            routed(acks.inbound(n, qos=0), dispatcher, [sub])
+        for n in range(8, 20):  # QoS 1 still taken
+            routed(acks.inbound(n), dispatcher, [sub])
+        assert dispatcher.depth == 18 and counters.get("dropped") == 2
+        assert acks.acked == []  # none handled yet, so none acknowledged
     finally:
         gate.set()
-    # ...and finishes once it drains, with nothing lost.
-    assert submitted.wait(WAIT) and rec.wait_for(20)
-    producer.join(WAIT)
-    assert rec.seen == list(range(20))
-    assert counters.get("dropped") == 0
+    assert rec.wait_for(18) and rec.seen == [n for n in range(20) if n not in (6, 7)]
+    assert acks.wait_acked(17) and acks.acked == [n for n in range(20) if n not in (5, 6, 7)]
+
+
+def test_ack_comes_only_after_the_handler_returned(
+        make_dispatcher: Callable[..., tuple[Dispatcher, Counters]]) -> None:
+    dispatcher, _ = make_dispatcher(workers=1)
+    gate = threading.Event()
+    rec = Recorder(gate)
+    acks = AckLog()
+    try:
+        routed(acks.inbound(7), dispatcher, [Subscription("t", rec)])
+        assert rec.entered.wait(WAIT)
+        assert acks.acked == []  # in the handler: not yet acknowledged
+    finally:
+        gate.set()
+    assert acks.wait_acked(1) and acks.acked == [7] and rec.seen == [7]
+
+
+def test_ack_waits_for_every_subscription_of_the_message(
+        make_dispatcher: Callable[..., tuple[Dispatcher, Counters]]) -> None:
+    dispatcher, _ = make_dispatcher(workers=2)
+    gate = threading.Event()
+    slow, fast = Recorder(gate), Recorder()
+    acks = AckLog()
+    try:
+        routed(acks.inbound(1), dispatcher, [Subscription("t", slow), Subscription("t", fast)])
+        assert fast.wait_for(1) and slow.entered.wait(WAIT)
+        assert acks.acked == []
+    finally:
+        gate.set()
+    assert acks.wait_acked(1) and acks.acked == [1]
+
+
+def test_dropped_duplicate_and_unrouted_messages_are_acked(
+        make_dispatcher: Callable[..., tuple[Dispatcher, Counters]]) -> None:
+    """Nothing is left in flight at the broker: what the policy drops, what dedup skips and
+    what no handler wants is acknowledged (and counted where it is a drop)."""
+    dispatcher, counters = make_dispatcher(workers=1, queue_size=2, policy="drop_oldest")
+    gate, rec, sub, acks = held_first(dispatcher)
+    try:
+        for n in (1, 2, 3):  # room for one behind the busy handler: 1 and 2 pushed out
+            routed(acks.inbound(n), dispatcher, [sub])
+        routed(acks.inbound(4), dispatcher, [])  # matched no handler
+        assert acks.wait_acked(3) and acks.acked == [1, 2, 4]
+        assert counters.get("dropped") == 2
+    finally:
+        gate.set()
+    assert acks.wait_acked(5) and sorted(acks.acked) == [0, 1, 2, 3, 4]
+    dedup, dedup_counters = make_dispatcher(workers=1, dedupe_ttl=60)
+    twice = Envelope(type="t", source="s").encode()
+    once = Subscription("t", lambda msg: None)
+    for mid in (10, 11):  # a redelivery: the same envelope again
+        routed(Inbound("t", twice, 1, False, mid=mid, on_done=acks._done), dedup, [once])
+    assert acks.wait_acked(7) and acks.acked[5:] == [10, 11]
+    assert dedup_counters.get("duplicates") == 1
 
 
 def test_handler_exception_is_counted_logged_and_the_worker_lives(
@@ -235,7 +321,7 @@ def test_handler_exception_is_counted_logged_and_the_worker_lives(
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "robot/flaky" in errors[0].getMessage()
     assert errors[0].exc_info is not None and "boom" in caplog.text
-    assert dispatcher.dead_workers() == []
+    assert dispatcher.liveness_problem(60.0) is None
 
 
 def test_decode_errors_counted_once_per_message_and_handlers_get_it_raw(
@@ -316,28 +402,21 @@ def test_close_reports_a_handler_that_would_not_finish(
         gate.set()
 
 
-def test_close_refuses_a_blocked_producer(
+def test_close_never_acks_what_was_not_handled(
         make_dispatcher: Callable[..., tuple[Dispatcher, Counters]]) -> None:
-    """A network thread parked by the block policy is released (and its message counted)."""
-    dispatcher, counters = make_dispatcher(workers=1, queue_size=1, policy="block")
-    gate = threading.Event()
-    rec = Recorder(gate)
-    sub = Subscription("a", rec)
-    dispatcher.submit(inbound(0), [sub])
-    assert rec.entered.wait(WAIT)
-    producer = threading.Thread(target=dispatcher.submit, args=(inbound(1), [sub]), daemon=True)
-    producer.start()
-    try:
-        producer.join(0.2)
-        assert producer.is_alive()  # parked: the queue is full
-        closer = threading.Thread(target=dispatcher.close, args=(WAIT,), daemon=True)
-        closer.start()
-        producer.join(WAIT)
-        assert not producer.is_alive()
-    finally:
-        gate.set()
+    """Left in the queue at close, or arriving after it: not acknowledged, so the broker
+    sends it again to a persistent session; counted as dropped."""
+    dispatcher, counters = make_dispatcher(workers=1, queue_size=5)
+    gate, rec, sub, acks = held_first(dispatcher)
+    routed(acks.inbound(1), dispatcher, [sub])
+    closer = threading.Thread(target=dispatcher.close, args=(0.2,), daemon=True)
+    closer.start()
     closer.join(WAIT)
-    assert counters.get("dropped") == 1 and rec.seen == [0]
+    routed(acks.inbound(2), dispatcher, [sub])
+    gate.set()
+    assert acks.wait_acked(1)
+    assert acks.acked == [0] and rec.seen == [0]
+    assert counters.get("dropped") == 2
 
 
 def test_workers_are_named(make_dispatcher: Callable[..., tuple[Dispatcher, Counters]]) -> None:

@@ -14,8 +14,7 @@ import ujson
 from dataclasses_json import dataclass_json
 
 from tars_mqtt import Envelope, Message
-from tars_mqtt.dispatch import Inbound
-from tars_mqtt.envelope import decode_envelope, encode_payload, to_data
+from tars_mqtt.envelope import Inbound, decode_envelope, encode_payload, to_data
 from tars_mqtt.stats import Counters
 
 FIVE = ("id", "type", "ts", "source", "data")

@@ -1,6 +1,8 @@
-"""The exported names are the contract's (§1-3), and the error tree is the documented one."""
+"""Exported names are the documented ones; public types carry no machinery; the error tree."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 
@@ -8,15 +10,16 @@ import tars_mqtt
 from tars_mqtt.dispatch import Subscription
 from tars_mqtt.transport import connect_error
 
-CONTRACT = {
+PUBLIC = {
     "MQTTClient", "MQTTConfig", "Envelope", "Message", "Subscription", "PublishHandle",
-    "ClientStats", "MQTTError", "ConfigError", "ConnectError", "PublishError", "RequestTimeout",
+    "ReplyHandle", "ClientState", "ClientStats", "MQTTError", "ConfigError", "ConnectError",
+    "PublishError", "RequestTimeout", "SubscribeError",
 }
 
 
-def test_all_exports_the_contract_names_sorted() -> None:
+def test_all_exports_the_documented_names_sorted() -> None:
     exported = tars_mqtt.__all__
-    assert set(exported) >= CONTRACT
+    assert set(exported) == PUBLIC
     assert list(exported) == sorted(exported)
     for name in exported:
         assert getattr(tars_mqtt, name) is not None
@@ -55,3 +58,14 @@ def test_connack_codes_become_reasons(code: int, reason: str) -> None:
     error = connect_error(_connack(code), "h", 1883)  # type: ignore[arg-type]
     assert (error.reason, error.reason_code) == (reason, code)
     assert f"(0x{code:02x})" in str(error) and "h:1883" in str(error)
+
+
+def test_a_subscription_is_what_the_user_made_and_nothing_more() -> None:
+    """The dispatcher's mailbox and scheduling live in the dispatcher, not on this type."""
+    fields = {f.name for f in dataclasses.fields(Subscription)}
+    assert fields == {"filter", "handler", "qos", "raw", "active"}
+
+
+def test_client_state_is_an_enum_that_reads_as_text() -> None:
+    assert [s.value for s in tars_mqtt.ClientState] == ["new", "starting", "running", "stopped"]
+    assert tars_mqtt.ClientState.RUNNING == "running" and f"{tars_mqtt.ClientState.NEW}" == "new"

@@ -1,10 +1,10 @@
-"""Counters: per-thread counts summed exactly, also after their threads finished."""
+"""Counters: per-thread counts summed exactly, also after their threads finished; log throttling."""
 
 from __future__ import annotations
 
 import threading
 
-from tars_mqtt.stats import Counters
+from tars_mqtt.stats import Counters, LogThrottle
 
 
 def test_counts_from_many_threads_are_exact_and_survive_their_threads() -> None:
@@ -38,3 +38,17 @@ def test_latency_percentiles() -> None:
         counters.record_latency(value)
     snap = counters.snapshot(queue_depth=0, offline_queued=0)
     assert (snap.handler_latency_p50, snap.handler_latency_p99) == (3.0, 4.0)
+
+
+def test_log_throttle_lets_a_burst_through_then_counts_the_rest() -> None:
+    throttle = LogThrottle(interval=3600, burst=3)
+    assert [throttle.allow() for _ in range(5)] == [0, 0, 0, None, None]
+    throttle._window_end = 0.0  # the interval has passed
+    assert throttle.allow() == 2  # the two that were not logged
+
+
+def test_counters_throttle_each_name_on_its_own() -> None:
+    counters = Counters()
+    logged = [counters.add_logged("decode_errors") for _ in range(12)]
+    assert logged.count(None) == 2 and counters.get("decode_errors") == 12
+    assert counters.add_logged("handler_errors") == 0

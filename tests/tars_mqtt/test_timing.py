@@ -90,7 +90,7 @@ def test_stats_snapshot_and_percentiles() -> None:
     assert Counters().snapshot(queue_depth=0, offline_queued=0).handler_latency_p99 == 0.0
 
 
-def test_stats_names_are_the_contract_list() -> None:
+def test_stats_names_are_the_documented_list() -> None:
     names = {f.name for f in dataclasses.fields(ClientStats)}
     assert {"published", "received", "dispatched", "dropped", "duplicates", "decode_errors",
             "handler_errors", "reconnects", "queue_depth", "offline_queued",
