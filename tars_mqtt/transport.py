@@ -42,6 +42,7 @@ from .acks import DeliveryAcks, PubAck, SubAck
 from .config import MQTTConfig
 from .envelope import Inbound
 from .errors import ConnectError
+from .failover import BrokerRing
 from .stats import Counters, suppressed
 from .timing import Backoff
 
@@ -178,23 +179,19 @@ class Transport:
         self._stopping = False
         self._kicked = False  # the watchdog, not the broker, ended the last attempt
         self._answered = False  # the last attempt got a CONNACK (a refusal, say)
-        self._brokers = config.brokers
-        self._at = 0  # which broker the attempt or the link is on
-        self._move_on = False  # the next attempt goes to the next broker
-        self._failures = 0  # failed attempts since the last connection
-        self._errors: list[ConnectError] = []  # of the first round, for start()
+        self._ring = BrokerRing(config.brokers)
         self.client = self._build()
         self._acks = DeliveryAcks(self.client.ack)
         self.set_will(will)
-        if len(self._brokers) > 1:
-            self._contexts = [_tls_context(b) if b.tls else None for b in self._brokers]
+        if len(config.brokers) > 1:
+            self._contexts = {b.url: _tls_context(b) for b in config.brokers if b.tls}
             self.client.on_pre_connect = self._guard(self._handle_pre_connect)
         self._set_next_delay()
 
     @property
     def broker(self) -> MQTTConfig:
         """The broker of the current attempt or link, one of ``config.brokers``."""
-        return self._brokers[self._at]
+        return self._ring.current
 
     @property
     def broker_url(self) -> str:
@@ -262,7 +259,7 @@ class Transport:
         self._stopping = False
         self.first_result.clear()
         self.first_error = None
-        self._errors, self._failures, self._at, self._move_on = [], 0, 0, False
+        self._ring.reset()
         props = None
         if self.v5:
             props = _properties(PacketTypes.CONNECT)
@@ -351,14 +348,11 @@ class Transport:
 
     def _handle_pre_connect(self, client: paho.Client, userdata: Any) -> None:
         """Point paho at the broker of this attempt (paho's socket is closed here)."""
-        if self._move_on:
-            self._at = (self._at + 1) % len(self._brokers)
-        self._move_on = True  # until a CONNACK says this one works
-        cfg = self.broker
+        cfg = self._ring.next_attempt()
         # paho's setters refuse while it is "connecting", which it already is here, and it
         # takes TLS once per client (tls_set refuses a second call): its fields, then.
         client._host, client._port, client._transport = cfg.host, cfg.port, cfg.transport
-        client._ssl, client._ssl_context = cfg.tls, self._contexts[self._at]
+        client._ssl, client._ssl_context = cfg.tls, self._contexts.get(cfg.url)
         client._tls_insecure = cfg.tls_insecure
         if cfg.transport == "websockets":
             client.ws_set_options(path=cfg.ws_path)
@@ -366,14 +360,10 @@ class Transport:
 
     def _first_round(self, error: ConnectError, final: bool = False) -> None:
         """Tell ``start()`` once every broker has failed once, or at once when ``final``."""
-        if self.first_result.is_set():
-            return
-        self._errors.append(error)
-        if final or len(self._errors) >= len(self._brokers):
-            self.first_error = error if final or len(self._errors) == 1 else ConnectError(
-                "no broker answered: " + "; ".join(map(str, self._errors)),
-                reason=error.reason, reason_code=error.reason_code)
-            self.first_result.set()
+        if not self.first_result.is_set():
+            self.first_error = self._ring.start_failed(error, final)
+            if self.first_error is not None:
+                self.first_result.set()
 
     def _give_up(self, error: ConnectError) -> None:
         """A refusal that retrying cannot fix: report it and stop reconnecting."""
@@ -384,8 +374,7 @@ class Transport:
 
     def _after_failure(self) -> None:
         """The next broker at once while some are untried since the last link, else back off."""
-        self._failures += 1
-        if self._failures % len(self._brokers):
+        if self._ring.failed():
             self.client.reconnect_delay_set(0, 0)
         else:
             self._set_next_delay()
@@ -402,7 +391,7 @@ class Transport:
             else:
                 self._first_round(error)
             return
-        self._move_on, self._failures = False, 0
+        self._ring.connected()
         self._attempt = 0
         self._set_next_delay()
         _no_delay(client.socket())
@@ -442,6 +431,7 @@ class Transport:
                 return
             self._after_failure()
         elif not self._stopping:  # the wait for attempt 0 was set at CONNACK
+            self._ring.lost()
             self._on_disconnected(describe_reason(reason))
 
     def _lacks_mqtt5(self) -> bool:
