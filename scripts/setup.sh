@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need, idempotently: mosquitto (and its C clients),
-# chromium and its chromedriver, rabbitmq-server (for the tests on a second broker only)
+# chromium and its chromedriver, espeak-ng (the robot's voice, and the demo's users) and
+# rabbitmq-server (for the tests on a second broker only)
 # from Debian's packages when missing, a venv in .venv, and this project with its dev extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +9,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)  # the bench's C peer
+command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need_apt+=(python3-venv); fi
 new_rabbit=0
 if ! [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then need_apt+=(rabbitmq-server); new_rabbit=1; fi

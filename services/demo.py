@@ -1,16 +1,19 @@
 """The main demo: TARS's services on mock pins, and a scripted scene through them.
 
 Starts mosquitto on a free loopback port (or uses ``$MQTT_URL``), runs ``movement``,
-``wake``, ``memory``, ``llm`` and ``router`` as separate processes on mock pins, and plays:
-the wake button is pressed; "please wave" is heard; TARS waves and says so; "my cat is
-called Tom" is heard and, with no language model set up, the offline skills say so; "do you
-remember my cat?" is heard, memory is consulted and the streamed answer spoken; a long
-press cancels. It prints
-every message as it flows and the servo angles at the end, then stops everything with
-SIGTERM. Exit 0 when every step happened in time, else 1 naming the step.
+``wake``, ``memory``, ``llm``, ``router``, ``tts`` and ``stt`` as separate processes on
+mock pins, and plays: the wake button is pressed; the user says "please wave"; TARS waves
+and says so; the user says "my cat is asleep" and, with no language model set up, the
+offline skills answer; "do you remember my cat?", memory is consulted and the streamed
+answer spoken; a long press cancels. It prints every message as it flows, the servo
+angles and the speech files at the end, then stops everything with SIGTERM. Exit 0 when
+every step happened in time, else 1 naming the step.
 
-A speech stub (its own client, ``speech``) answers ``tts/say`` with ``tts/status``
-speaking_start, then speaking_end after a reading time, cut short by ``tts/control`` stop.
+The speech is real and needs no sound card: espeak-ng speaks the user's lines into
+tars-stt's spool directory (:mod:`services.demo_speech`), and tars-tts writes what TARS
+says as WAV files. Both are kept in ``$TARS_DEMO_OUTPUT`` (a new temporary directory
+by default) and their paths printed. A step's ``{heard}`` is what tars-stt heard in it,
+``{earlier}`` what it heard the step before.
 
 ``--ui`` also runs ``tars-ui``, prints the page's local URL (``TARS_UI_PORT``, 8770) and,
 after the scene, keeps everything up for the page until Ctrl-C.
@@ -37,10 +40,11 @@ from tars_mqtt.testing import Broker, wait_for_port
 
 from . import topics as t
 from .common import env_float, publish
+from .demo_speech import Voices
 from .skills import NO_MODEL
 from .ui.settings import UISettings
 
-SERVICES = ("movement", "wake", "memory", "llm", "router")
+SERVICES = ("movement", "wake", "memory", "llm", "router", "tts", "stt")
 SERVICE_ENV = {"GPIOZERO_PIN_FACTORY": "mock", "TARS_WAKE_SIMULATE": "1",
                "TARS_WAKE_HOLD_TIME": "0.5", "TARS_ROUTER_LLM_TIMEOUT": "1.5"}
 # tars-llm answers offline (its skills) unless TARS_LLM_URL names an endpoint.
@@ -49,25 +53,27 @@ SCENE: tuple[tuple[str, str, dict[str, Any], tuple[Expect, ...]], ...] = (
     ("the wake button is pressed", "wake/simulate", {"action": "press"}, (
         ("wake/event", {"type": "wake", "source": "button"}),
         ("system/state", {"state": "listening"}))),
-    ('"please wave" is heard', "stt/final", {"text": "please wave"}, (
+    ('the user says "please wave"', "user", {"text": "please wave"}, (
+        ("stt/final", {"text": "please wave"}),
         ("system/state", {"state": "thinking"}), ("movement/command", {"action": "wave"}),
         ("movement/status", {"event": "started", "action": "wave"}),
-        ("tts/say", {"text": "Okay, waving."}), ("system/state", {"state": "speaking"}),
+        ("tts/say", {"text": "Okay, waving."}), ("tts/status", {"event": "speaking_start"}),
+        ("system/state", {"state": "speaking"}),
         ("movement/status", {"event": "completed", "action": "wave"}),
-        ("system/state", {"state": "idle"}))),
-    ('"my cat is called Tom" is heard (no language model set up: offline skills answer)',
-     "stt/final", {"text": "my cat is called Tom"}, (
-        ("system/state", {"state": "thinking"}),
-        ("llm/request", {"text": "my cat is called Tom"}),
+        ("tts/status", {"event": "speaking_end"}), ("system/state", {"state": "idle"}))),
+    ('the user says "my cat is asleep" (no language model set up: offline skills answer)',
+     "user", {"text": "my cat is asleep"}, (
+        ("stt/final", {}), ("system/state", {"state": "thinking"}),
+        ("llm/request", {"text": "{heard}"}),
         ("tts/say", {"text": NO_MODEL}), ("system/state", {"state": "speaking"}),
         ("system/state", {"state": "idle"}))),
-    ('"do you remember my cat?" is heard: memory is consulted, the answer streams',
-     "stt/final", {"text": "do you remember my cat?"}, (
-        ("system/state", {"state": "thinking"}),
-        ("llm/request", {"text": "do you remember my cat?"}),
-        ("memory/query", {"text": "do you remember my cat?"}), ("memory/results", {}),
+    ('the user says "do you remember my cat?": memory is consulted, the answer streams',
+     "user", {"text": "do you remember my cat?"}, (
+        ("stt/final", {}), ("system/state", {"state": "thinking"}),
+        ("llm/request", {"text": "{heard}"}),
+        ("memory/query", {"text": "{heard}"}), ("memory/results", {}),
         ("llm/stream", {"seq": 0}),
-        ("tts/say", {"text": "I remember that you said: my cat is called Tom"}),
+        ("tts/say", {"text": "I remember that you said: {earlier}"}),
         ("system/state", {"state": "speaking"}))),
     ("the wake button is held (long press)", "wake/simulate", {"action": "hold"}, (
         ("wake/event", {"type": "cancel", "source": "button"}),
@@ -124,34 +130,17 @@ class Timeline:
             return found
 
 
-class SpeechStub:
-    """Says ``tts/say`` texts by announcing them: start, a reading time, end."""
-
-    def __init__(self, client: MQTTClient) -> None:
-        self.client, self._hush = client, threading.Event()
-        client.subscribe(t.TTS_SAY.name, self.on_say, qos=1)
-        client.subscribe(t.TTS_CONTROL.name, lambda msg: self._hush.set(), qos=1)
-
-    def on_say(self, msg: Message) -> None:
-        data = msg.data if isinstance(msg.data, dict) else {}
-        status = {"utt_id": data["utt_id"]} if isinstance(data.get("utt_id"), str) else {}
-        self._hush.clear()
-        publish(self.client, t.TTS_STATUS, {"event": "speaking_start", **status})
-        self._hush.wait(min(4.0, max(0.5, 0.05 * len(str(data.get("text", ""))))))
-        publish(self.client, t.TTS_STATUS, {"event": "speaking_end", **status})
-
-
-def play(url: str, workdir: Path, step_timeout: float, ui: bool = False) -> None:
+def play(url: str, workdir: Path, step_timeout: float, voices: Voices,
+         ui: bool = False) -> None:
     env = {k: v for k, v in os.environ.items() if k != "MQTT_CLIENT_ID"}
     env.update(SERVICE_ENV, MQTT_URL=url, TARS_MEMORY_DIR=str(workdir / "memory"))
+    env.update(voices.env())
     base = MQTTConfig.from_env(environ=env, client_id="demo")
     quiet = dataclasses.replace(base, enable_health=False, enable_heartbeat=False)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     timeline = Timeline(time.monotonic(), procs)
-    with MQTTClient(quiet) as watcher, \
-            MQTTClient(dataclasses.replace(quiet, client_id="speech", source="speech")) as speech:
+    with MQTTClient(quiet) as watcher:
         watcher.subscribe("#", timeline.on_message, qos=1)
-        SpeechStub(speech)
         mark = timeline.mark()
         failure = None
         try:
@@ -171,16 +160,25 @@ def play(url: str, workdir: Path, step_timeout: float, ui: bool = False) -> None
                 page = UISettings.from_env(env)
                 wait_for_port(page.port, 15)
                 print(f"── the live view: {page.url}", flush=True)
+            heard = {"heard": "", "earlier": ""}
             for n, (title, topic, data, expects) in enumerate(SCENE, 1):
                 print(f"── step {n}: {title}", flush=True)
                 mark = timeline.mark()
-                publish(watcher, t.spec_for(topic), data)
-                for want in expects:
+                if topic == "user":
+                    print(f"   (espeak-ng: {voices.say(n, data['text'])})", flush=True)
+                else:
+                    publish(watcher, t.spec_for(topic), data)
+                for want, fields in expects:
+                    fields = {k: v.format(**heard) if isinstance(v, str) else v
+                              for k, v in fields.items()}
                     try:
-                        timeline.expect(mark, *want, step_timeout)
+                        found = timeline.expect(mark, want, fields, step_timeout)
                     except Failed as exc:
                         raise Failed(f"step {n} ({title}): {exc}") from None
+                    if want == "stt/final":
+                        heard = {"heard": found.data["text"], "earlier": heard["heard"]}
             show_angles(timeline)
+            voices.report()
             if ui:
                 hold()
         except Failed as exc:
@@ -253,13 +251,16 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="tars-demo-"))
     broker = None
     try:
+        output = os.environ.get("TARS_DEMO_OUTPUT", "").strip()
+        voices = Voices(workdir, Path(output) if output else
+                        Path(tempfile.mkdtemp(prefix="tars-speech-")))
         step_timeout = env_float(os.environ, "TARS_DEMO_STEP_TIMEOUT", 10.0, low=0.5)
         url = os.environ.get("MQTT_URL", "").strip()
         if not url:
             broker = Broker(workdir / "broker").start()
             url = broker.url
         print(f"demo: broker {url}", flush=True)
-        play(url, workdir, step_timeout, ui="--ui" in args)
+        play(url, workdir, step_timeout, voices, ui="--ui" in args)
     except Exception as exc:  # every failure ends the same way: the reason, logs, exit 1
         print(f"demo: FAILED: {exc}", file=sys.stderr, flush=True)
         for log in sorted(workdir.glob("*.log")):

@@ -48,8 +48,8 @@ __all__ = [
     "password_matches",
 ]
 
-SERVICES = ("movement", "wake", "router", "llm", "memory", "ui")  # run here, each from its unit
-PEERS = ("speech",)  # other clients of the bus (services/topics.py); no unit here
+SERVICES = ("movement", "wake", "router", "llm", "memory", "ui", "tts", "stt")  # own units
+PEERS: tuple[str, ...] = ()  # other clients of the bus (services/topics.py); no unit here
 TOOLS = "tools"  # the tars-mqtt CLI and people: read all, send commands
 USERS = (*SERVICES, *PEERS, TOOLS)
 DEFAULT_PREFIX = "/opt/tars"

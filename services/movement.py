@@ -11,6 +11,7 @@ with ``client.request`` also gets the final event as its reply.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -20,7 +21,7 @@ from typing import Any
 from hw import ServoRig
 from tars_mqtt import Message, MQTTClient
 
-from .common import Tally, publish, reply
+from .common import Tally, env_float, publish, reply
 from .movement_logic import Verdict, handle
 from .runtime import Service, run
 from .text import clean, shown
@@ -31,6 +32,7 @@ __all__ = ["RESULT_TYPE", "Movement", "Verdict", "handle", "main", "setup"]
 log = logging.getLogger("tars.movement")
 RESULT_TYPE = "movement.result"  # the reply to a command sent as a request
 _SLACK = 5.0  # seconds a motion may overrun twice its planned time before it counts as wedged
+DEFAULT_MAX_AGE = 30.0  # seconds a command stays valid ($TARS_MOVEMENT_MAX_AGE)
 
 
 class Movement:
@@ -42,8 +44,9 @@ class Movement:
     """
 
     def __init__(self, client: MQTTClient, rig: ServoRig, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.client, self.rig = client, rig
+                 clock: Callable[[], float] = time.monotonic,
+                 max_age: float = DEFAULT_MAX_AGE) -> None:
+        self.client, self.rig, self.max_age = client, rig, max_age
         self.tally = Tally()
         self._clock = clock
         self._lock = threading.Lock()  # the running job, and the order of status events
@@ -64,7 +67,8 @@ class Movement:
             log.warning("malformed command #%d ignored: %s", n, msg.decode_error)
             return
         with self._lock:
-            verdict = handle(msg.data, busy=self._running is not None, rig=self.rig)
+            verdict = handle(msg.data, busy=self._running is not None, rig=self.rig,
+                             age=time.time() - msg.envelope.ts, max_age=self.max_age)
             if verdict.event == "run":
                 if not self._answer(msg, "started", verdict.action, final=False):
                     log.warning("%r not run: its start could not be reported", verdict.action)
@@ -155,8 +159,10 @@ class Movement:
 
 
 def setup(client: MQTTClient) -> Service:
-    """The service on ``client``: TARS_CALIBRATION, GPIOZERO_PIN_FACTORY for the rig."""
-    service = Movement(client, ServoRig.from_env())
+    """The service on ``client``: TARS_CALIBRATION, GPIOZERO_PIN_FACTORY for the rig,
+    TARS_MOVEMENT_MAX_AGE for how old a command may be."""
+    max_age = env_float(os.environ, "TARS_MOVEMENT_MAX_AGE", DEFAULT_MAX_AGE, low=0.1)
+    service = Movement(client, ServoRig.from_env(), max_age=max_age)
 
     def close() -> None:
         service.close()

@@ -30,9 +30,12 @@ class Verdict:
     error: str | None = None
 
 
-def handle(data: Any, *, busy: bool, rig: ServoRig) -> Verdict:
+def handle(data: Any, *, busy: bool, rig: ServoRig, age: float = 0.0,
+           max_age: float = float("inf")) -> Verdict:
     """Decide on one command's ``data``; nothing moves. Bad input → ``rejected`` naming it.
 
+    ``age`` is how long ago the command was sent: one older than ``max_age`` (kept by the
+    broker while the service restarted) is refused, since a robot must not wave at nobody.
     Never raises, whatever ``data`` is; ``action`` and ``error`` are always short and
     encodable, so the answer can be sent.
     """
@@ -48,6 +51,9 @@ def handle(data: Any, *, busy: bool, rig: ServoRig) -> Verdict:
             rig.validate(frame.pose)  # out-of-range angles are refused before anything moves
     except HardwareError as exc:
         return Verdict(action, "rejected", error=clean(str(exc)))
+    if age > max_age:
+        return Verdict(action, "rejected", error=f"command sent {age:.0f} s ago, older than"
+                                                 f" the {max_age:g} s a command stays valid")
     if busy:
         return Verdict(action, "busy", error="another motion is running; send movement/stop first")
     return Verdict(action, "run", tuple(frames))

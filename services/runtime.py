@@ -36,8 +36,8 @@ from .sdnotify import Notifier
 
 __all__ = [
     "DEFAULT_HANDLER_LIMIT", "ENV_HANDLER_LIMIT", "EXIT_CONFIG", "EXIT_CRASHED", "EXIT_OK",
-    "EXIT_SETTINGS", "AsyncService", "Service", "Watch", "handler_limit_from_env", "run",
-    "run_async", "serve", "serve_async", "setup_logging",
+    "EXIT_SETTINGS", "SESSION_EXPIRY", "AsyncService", "Service", "Watch",
+    "handler_limit_from_env", "run", "run_async", "serve", "serve_async", "setup_logging",
 ]
 
 log = logging.getLogger("tars.services")
@@ -48,6 +48,9 @@ EXIT_SETTINGS = 2   # a setting in the environment is wrong
 EXIT_CONFIG = 78    # sysexits EX_CONFIG: the broker refused our login, TLS or subscription
 ENV_HANDLER_LIMIT = "TARS_HANDLER_LIMIT"
 DEFAULT_HANDLER_LIMIT = 30.0
+#: A service's session outlives a restart by this long (``MQTT_SESSION_EXPIRY`` overrides):
+#: the QoS 1 commands sent while it restarts wait at the broker instead of being lost.
+SESSION_EXPIRY = 3600
 
 Liveness = Callable[[], str | None]
 
@@ -127,7 +130,8 @@ def run(client_id: str, setup: Callable[[MQTTClient], Service | None], *,
     setup_logging(env)
     try:
         limit = handler_limit_from_env(env)
-        client = MQTTClient(MQTTConfig.from_env(environ=env, client_id=client_id))
+        client = MQTTClient(MQTTConfig.from_env(environ=env, client_id=client_id,
+                                      defaults={"session_expiry": SESSION_EXPIRY}))
         service = setup(client)
     except (ConfigError, HardwareError) as exc:
         log.error("%s cannot start: %s", client_id, exc)
@@ -174,7 +178,8 @@ def run_async(client_id: str, setup: Callable[[AsyncMQTTClient], AsyncService | 
     setup_logging(env)
     try:
         limit = handler_limit_from_env(env)
-        client = AsyncMQTTClient(MQTTConfig.from_env(environ=env, client_id=client_id))
+        client = AsyncMQTTClient(MQTTConfig.from_env(environ=env, client_id=client_id,
+                                      defaults={"session_expiry": SESSION_EXPIRY}))
     except ConfigError as exc:
         log.error("%s cannot start: %s", client_id, exc)
         return EXIT_SETTINGS

@@ -64,15 +64,19 @@ MOVEMENT_STOP = _spec("movement/stop", 1, "movement.stop", "router tools ui", "m
 MOVEMENT_STATUS = _spec("movement/status", 1, "movement.status", "movement", "router tools ui",
                         {"event": (str,), "action": (str,), "error": (str,), "angles": (dict,)},
                         "error angles", values={"event": _STATUS_EVENTS})
-STT_FINAL = _spec("stt/final", 1, "stt.final", "speech", "router memory",
+STT_PARTIAL = _spec("stt/partial", 0, "stt.partial", "stt", "tools", {"text": (str,)})
+STT_FINAL = _spec("stt/final", 1, "stt.final", "stt", "router memory",
                   {"text": (str,), "lang": (str,), "confidence": _NUM}, "lang confidence")
-TTS_SAY = _spec("tts/say", 1, "tts.say", "router tools ui", "speech memory ui",
-                {"text": (str,), "utt_id": (str,)}, "utt_id")
-TTS_STATUS = _spec("tts/status", 0, "tts.status", "speech", "router wake ui",
+TTS_SAY = _spec("tts/say", 1, "tts.say", "router tools ui", "tts memory ui",
+                {"text": (str,), "utt_id": (str,), "voice": (str,), "rate": _NUM},
+                "utt_id voice rate")
+TTS_STATUS = _spec("tts/status", 0, "tts.status", "tts", "router stt wake ui",
                    {"event": (str,), "utt_id": (str,)}, "utt_id",
-                   values={"event": frozenset({"speaking_start", "speaking_end"})})
-TTS_CONTROL = _spec("tts/control", 1, "tts.control", "router tools", "speech",
-                    {"action": (str,)}, values={"action": frozenset({"stop"})})
+                   values={"event": frozenset({"speaking_start", "speaking_end", "paused",
+                                               "resumed", "stopped"})})
+TTS_CONTROL = _spec("tts/control", 1, "tts.control", "router tools", "tts",
+                    {"action": (str,)}, values={"action": frozenset({"stop", "pause", "resume",
+                                                                     "mute", "unmute"})})
 # A question for tars-llm, sent as a request (reply topic llm/response). ``history`` is the
 # conversation so far, ``[{role: "user"|"assistant", content}]``, oldest first; ``turn`` is
 # the asker's own number for the question, echoed on every llm/stream piece of the answer.
@@ -114,7 +118,7 @@ TABLE: tuple[TopicSpec, ...] = (
     WAKE_EVENT, MOVEMENT_COMMAND, MOVEMENT_STOP, MOVEMENT_STATUS, STT_FINAL, TTS_SAY,
     TTS_STATUS, TTS_CONTROL, LLM_REQUEST, LLM_RESPONSE, SYSTEM_STATE, WAKE_SIMULATE,
     LLM_STREAM, LLM_CANCEL, MEMORY_QUERY, MEMORY_RESULTS, CHARACTER_CURRENT, CHARACTER_GET,
-    CHARACTER_RESULT, CHARACTER_UPDATE,
+    CHARACTER_RESULT, CHARACTER_UPDATE, STT_PARTIAL,
 )
 
 

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from .errors import ConfigError
+from .settings import parse_bool, parse_float, parse_int
 from .strictjson import is_utf8
 
 __all__ = ["MQTTConfig", "QueuePolicy"]
@@ -28,8 +29,6 @@ _SCHEMES: dict[str, tuple[int, str, bool]] = {  # scheme -> (default port, trans
     "ws": (80, "websockets", False),
     "wss": (443, "websockets", True),
 }
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 # field -> (inclusive minimum, inclusive maximum, unit for the message)
 _RANGES: dict[str, tuple[float, float, str]] = {
     "keepalive": (1, 3600, " s"),
@@ -346,23 +345,13 @@ class MQTTConfig:
 
 
 def _convert(var: str, raw: str, default: Any) -> Any:
+    """One variable's text as its field's type, by :mod:`tars_mqtt.settings`' rules."""
     if isinstance(default, bool):
-        low = raw.lower()
-        if low in _TRUE:
-            return True
-        if low in _FALSE:
-            return False
-        raise ConfigError(f"{var}: must be one of 1/0, true/false, yes/no, on/off, got {raw!r}")
+        return parse_bool(var, raw)
     if isinstance(default, int):
-        try:
-            return int(raw)
-        except ValueError:
-            raise ConfigError(f"{var}: must be a whole number, got {raw!r}") from None
+        return parse_int(var, raw)
     if isinstance(default, float):
-        try:
-            return float(raw)
-        except ValueError:
-            raise ConfigError(f"{var}: must be a number, got {raw!r}") from None
+        return parse_float(var, raw)
     return raw
 
 

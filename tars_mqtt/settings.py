@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping
 
 from .errors import ConfigError
+from .strictjson import is_utf8
 
 __all__ = ["TRUE", "FALSE", "env_bool", "env_float", "env_int", "env_text", "parse_bool",
            "parse_float", "parse_int"]
@@ -29,10 +30,8 @@ def env_text(environ: Mapping[str, str], name: str) -> str | None:
     value = environ.get(name)
     if value is None or not value.strip():
         return None
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ConfigError(f"{name}: is not valid UTF-8") from None
+    if not is_utf8(value):
+        raise ConfigError(f"{name}: is not valid UTF-8")
     return value.strip()
 
 

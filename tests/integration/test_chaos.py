@@ -2,9 +2,10 @@
 
 The broker runs the config, passwords and ACL tars-install writes (client ids tied to
 logins), and the services run as processes with their own credentials, each under a
-test-owned ``NOTIFY_SOCKET`` as systemd runs them. Three logins (``tools`` and
-``speech``, used off the robot, and ``llm``'s, before tars-llm starts: client ids belong
-to logins, so it cannot run beside its own service) then send a few thousand random and
+test-owned ``NOTIFY_SOCKET`` as systemd runs them; the speech services' logins (``stt``,
+``tts``) are played by the test, not their engines. Four logins (``tools``, ``stt``,
+``tts``, and ``llm``'s, before tars-llm starts: client ids belong to logins, so it cannot
+run beside its own service) then send a few thousand random and
 malformed messages on every topic they may write: bytes that are no JSON, JSON that is
 no envelope, wrong types, 400-digit numbers, NaN, lone surrogates, wildcard and
 unencodable ``reply_to``, deep nesting, oversized payloads, and valid commands among
@@ -29,19 +30,22 @@ from typing import Any
 import pytest
 
 from services import topics as t
-from services.demo import SCENE, SERVICE_ENV, SpeechStub
-from services.demo import SERVICES as ALL_SERVICES
+from services.demo import SCENE, SERVICE_ENV
+from services.demo import SERVICES as DEMO_SERVICES
 from services.install import BrokerSettings, hash_password, install
 from tars_mqtt import MQTTClient, MQTTConfig, PublishError, PublishHandle
 from tars_mqtt.testing import free_port
 from tests.integration.test_acl_tls import RobotBroker, service_env
 from tests.integration.test_topic_contract import acl_grants
+from tests.support.speech_stub import SpeechStub
 
 from .support import Pings, Recorder, Service
 
 LATE = "llm"  # started after the flood, which uses its login
+SPEECH = ("stt", "tts")  # their logins are the test's: one floods, one plays tars-tts
+ALL_SERVICES = tuple(name for name in DEMO_SERVICES if name not in SPEECH)
 SERVICES = tuple(name for name in ALL_SERVICES if name != LATE)
-HOSTILE = ("tools", "speech", LATE)
+HOSTILE = ("tools", *SPEECH, LATE)
 PER_LOGIN = 1000
 SEED = 20240611
 STEP_TIMEOUT = 10.0
@@ -251,13 +255,13 @@ def chaos(root: Path, broker: RobotBroker, rec: Recorder) -> int:
     """The flood, then markers that show each service has worked through it."""
     rng = random.Random(SEED)
     sent = 0
-    with MQTTClient(login(root, broker, "speech")) as speech:
+    with MQTTClient(login(root, broker, "stt")) as speech:
         # a question first, so the router subscribes llm/response before the llm floods it
         mark = rec.mark()
         speech.publish_event("stt/final", "stt.final", {"text": "what is the weather"}).wait(5)
         rec.wait("llm/request", after=mark, text="what is the weather", timeout=STEP_TIMEOUT)
         for user in HOSTILE:
-            if user == "speech":
+            if user == "stt":
                 sent += flood(speech, user, rng)
                 continue
             with MQTTClient(login(root, broker, user)) as client:
@@ -282,18 +286,24 @@ def chaos(root: Path, broker: RobotBroker, rec: Recorder) -> int:
 
 def play_the_scene(root: Path, broker: RobotBroker, rec: Recorder) -> None:
     """The demo's scene (services/demo.py), its steps sent by the login that sends them."""
-    with MQTTClient(login(root, broker, "speech")) as speech:
-        SpeechStub(speech)
+    with MQTTClient(login(root, broker, "stt")) as speech, \
+            MQTTClient(login(root, broker, "tts")) as tts:
+        SpeechStub(tts)
         senders: dict[str, Callable[[str, dict[str, Any]], object]] = {
             "wake/simulate": lambda topic, data: rec.client.publish_event(
                 topic, t.WAKE_SIMULATE.event_type, data).wait(5),
-            "stt/final": lambda topic, data: speech.publish_event(
-                topic, t.STT_FINAL.event_type, data).wait(5),
+            "user": lambda topic, data: speech.publish_event(  # heard as it was said
+                t.STT_FINAL.name, t.STT_FINAL.event_type, data).wait(5),
         }
+        heard = {"heard": "", "earlier": ""}
         for n, (title, topic, data, expects) in enumerate(SCENE, 1):
             mark = rec.mark()
             senders[topic](topic, data)
-            for want_topic, fields in expects:
+            if topic == "user":
+                heard = {"heard": data["text"], "earlier": heard["heard"]}
+            for want_topic, want in expects:
+                fields = {k: v.format(**heard) if isinstance(v, str) else v
+                          for k, v in want.items()}
                 try:
                     rec.wait(want_topic, after=mark, timeout=STEP_TIMEOUT, **fields)
                 except AssertionError as exc:

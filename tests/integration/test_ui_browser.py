@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 
 from services import topics as t
-from services.demo import SpeechStub
 from tars_mqtt import MQTTClient, MQTTConfig
 from tars_mqtt.testing import Broker, free_port, wait_for_port
 from tests.integration.test_topic_contract import Recorder
+from tests.support.speech_stub import SpeechStub
 
 pytestmark = pytest.mark.slow
 

@@ -34,6 +34,7 @@ from tars_mqtt import MQTTConfig
 REPO = Path(__file__).resolve().parents[2]
 UNITS = [f"tars-{s}.service" for s in SERVICES]
 NO_PINS = {"llm", "memory", "ui"}  # no GPIO group, no devices at all
+AUDIO = {"tts", "stt"}  # the sound card, no GPIO
 
 
 def snapshot(root: Path) -> dict[str, tuple[str, int, str]]:
@@ -229,7 +230,8 @@ def test_service_units_say_how_they_are_supervised(unit: str) -> None:
         ("Service", "EnvironmentFile"): f"/etc/tars/{service}.env",
         ("Service", "Restart"): "on-failure",
         ("Service", "User"): "tars",
-        ("Service", "SupplementaryGroups"): None if service in NO_PINS else "gpio",
+        ("Service", "SupplementaryGroups"): None if service in NO_PINS else
+        "audio" if service in AUDIO else "gpio",
         ("Service", "NoNewPrivileges"): "yes",
         ("Service", "ProtectSystem"): "strict",
         ("Service", "ProtectHome"): "yes",
@@ -244,8 +246,9 @@ def test_service_units_say_how_they_are_supervised(unit: str) -> None:
         assert keys[("Service", "PrivateDevices")] == "yes"
         assert ("Service", "DeviceAllow") not in keys
     else:
-        assert ("Service", "DeviceAllow", "char-gpiochip rw") in found
-        assert ("Service", "PrivateDevices") not in keys, "it would hide /dev/gpiochip*"
+        device = "char-alsa rw" if service in AUDIO else "char-gpiochip rw"
+        assert ("Service", "DeviceAllow", device) in found
+        assert ("Service", "PrivateDevices") not in keys, "it would hide the devices"
     assert keys[("Service", "WorkingDirectory")] == f"/run/tars-{service}"  # lgpio writes there
     hidden = keys[("Service", "InaccessiblePaths")].split()
     assert f"-/etc/tars/{service}.password" not in hidden

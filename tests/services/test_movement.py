@@ -67,6 +67,14 @@ def test_a_good_command_while_busy_is_busy_and_a_bad_one_still_rejected(rig: Ser
     assert handle({"action": "fly"}, busy=True, rig=rig).event == "rejected"
 
 
+def test_a_command_older_than_max_age_is_rejected_not_run(rig: ServoRig) -> None:
+    """A command kept by the broker while the service restarted must not move the robot."""
+    stale = handle({"action": "wave"}, busy=False, rig=rig, age=120.0, max_age=30.0)
+    assert stale.event == "rejected" and stale.frames == ()
+    assert stale.error is not None and "120 s ago" in stale.error
+    assert handle({"action": "wave"}, busy=False, rig=rig, age=2.0, max_age=30.0).event == "run"
+
+
 # the service, on mock pins ------------------------------------------------------------
 def statuses(client: FakeClient, correlate: str | None) -> list[str]:
     return [p.data["event"] for p in client.on(STATUS) if p.correlate == correlate]
@@ -86,6 +94,18 @@ def test_a_motion_is_started_then_completed_with_its_angles(
     [reply] = client.on("tars/reply/t")
     assert (reply.event_type, reply.data["event"], reply.correlate) == (
         RESULT_TYPE, "completed", cmd.envelope.id)
+
+
+def test_the_service_refuses_a_stale_command_by_its_envelope_time(
+        service: tuple[Movement, FakeClient], rig: ServoRig) -> None:
+    svc, client = service
+    cmd = message("movement/command", {"action": "wave"})
+    assert cmd.envelope is not None
+    object.__setattr__(cmd.envelope, "ts", cmd.envelope.ts - 3600)  # sent an hour ago
+    svc.on_command(cmd)
+    answer = client.wait_for(lambda p: p.topic == STATUS)
+    assert answer.data["event"] == "rejected" and "ago" in answer.data["error"]
+    assert rig.angles() == rig.neutral_pose()
 
 
 def test_stop_preempts_a_long_motion_and_the_servos_hold(
