@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from .errors import ConfigError
-from .settings import parse_bool, parse_float, parse_int
+from .settings import FALSE, TRUE, parse_bool, parse_float, parse_int
 from .strictjson import is_utf8
 
 __all__ = ["MQTTConfig", "QueuePolicy"]
@@ -161,10 +161,10 @@ class MQTTConfig:
             raise _fail("url", f"{', '.join(own)} given in {urlunsplit(parts._replace(query=''))},"
                                " which is not mqtts:// or wss://")
         for key, value in own.items():
-            if key == "tls_insecure" and value.lower() not in _TRUE | _FALSE:
+            if key == "tls_insecure" and value.lower() not in TRUE | FALSE:
                 raise _fail("url", f"tls_insecure must be true or false, got {value!r}")
             if getattr(self, key) in (None, False):  # a variable that is set wins
-                object.__setattr__(self, key, value.lower() in _TRUE if key == "tls_insecure"
+                object.__setattr__(self, key, value.lower() in TRUE if key == "tls_insecure"
                                    else value)
         rest = urlencode([(key, value) for key, value in query if key not in _TLS_FIELDS])
         object.__setattr__(self, "url", urlunsplit(parts._replace(query=rest)))
