@@ -37,10 +37,14 @@ HELP = {
     "offline_queued": "Publishes waiting for the link.",
     "handler_latency_p50": "Median seconds from arrival to handler return.",
     "handler_latency_p99": "99th percentile seconds from arrival to handler return.",
+    "broker": "The broker the client is connected to (label broker; none while offline).",
 }
+INFO = {"broker"}  # text fields: an info metric, the text in a label
 
 
 def _metric(field: str) -> tuple[str, str]:
+    if field in INFO:
+        return f"tars_mqtt_{field}_info", "gauge"
     if field in GAUGES:
         suffix = "_seconds" if field.startswith("handler_latency") else ""
         return f"tars_mqtt_{field}{suffix}", "gauge"
@@ -55,7 +59,9 @@ def render(per_client: dict[str, dict[str, Any]], ages: dict[str, float]) -> str
         lines += [f"# HELP {name} {HELP.get(field, field)}", f"# TYPE {name} {kind}"]
         for client, stats in sorted(per_client.items()):
             value = stats.get(field)
-            if isinstance(value, int | float) and not isinstance(value, bool):
+            if field in INFO and isinstance(value, str) and value:
+                lines.append(f'{name}{{client="{_label(client)}",{field}="{_label(value)}"}} 1')
+            elif isinstance(value, int | float) and not isinstance(value, bool):
                 lines.append(f'{name}{{client="{_label(client)}"}} {value}')
     lines += ["# HELP tars_mqtt_stats_age_seconds Seconds since these stats were taken.",
               "# TYPE tars_mqtt_stats_age_seconds gauge"]

@@ -304,7 +304,8 @@ class MQTTClient:
 
     def stats(self) -> ClientStats:
         return self._counters.snapshot(queue_depth=self._dispatcher.depth,
-                                       offline_queued=len(self._outbox))
+                                       offline_queued=len(self._outbox),
+                                       broker=self._transport.broker_url)
 
     def note_dropped(self, count: int = 1) -> None:
         """Count messages a handler's own bounded buffer dropped, in ``stats().dropped``."""

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import unquote, urlsplit, urlunsplit
+from typing import Any, ClassVar, Literal
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from .errors import ConfigError
-from .settings import parse_bool, parse_float, parse_int
+from .settings import FALSE, TRUE, parse_bool, parse_float, parse_int
 from .strictjson import is_utf8
 
 __all__ = ["MQTTConfig", "QueuePolicy"]
@@ -42,6 +43,11 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "dedupe_ttl": (0.0, 86400.0, " s"),
     "dedupe_max_entries": (1, 10_000_000, ""),
 }
+# Several brokers in one MQTT_URL: commas or spaces before a scheme (a password's comma stays).
+_URL_LIST = re.compile(r"[\s,]+(?=[A-Za-z][A-Za-z0-9+.-]*://)")
+_TLS_FIELDS = ("tls_ca", "tls_cert", "tls_key", "tls_insecure")  # also ?tls_ca=... in a URL
+_NO_TLS: dict[str, Any] = {"tls_ca": None, "tls_cert": None, "tls_key": None,
+                           "tls_insecure": False}
 # fields whose variable is not simply the field name in capitals
 _VARIABLES = {"source": "SOURCE_NAME"}
 _OPTIONAL_BOOLS = {"clean_start"}  # None = decided by another setting
@@ -58,8 +64,12 @@ class MQTTConfig:
     """Everything a client needs; frozen so one config can be shared safely between threads.
 
     Credentials given in ``url`` move into ``username``/``password``; ``url`` keeps no secret.
+    ``url`` may list several brokers (comma or space separated): see :attr:`brokers`.
     ``clean_start`` None means: resume the session when ``session_expiry`` > 0.
     """
+
+    _brokers: ClassVar[tuple[MQTTConfig, ...]] = ()  # one config per URL, when several
+    _given: ClassVar[tuple[str, str | None, str | None]]  # url, username, password as given
 
     url: str = "mqtt://localhost:1883"
     client_id: str = ""
@@ -88,7 +98,13 @@ class MQTTConfig:
     tls_insecure: bool = False
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_given", (self.url, self.username, self.password))
+        urls = _URL_LIST.split(self.url.strip()) if isinstance(self.url, str) else [self.url]
+        if len(urls) > 1:
+            object.__setattr__(self, "_brokers", tuple(self._broker(url) for url in urls))
+            object.__setattr__(self, "url", urls[0])  # the checks below are the first URL's
         self._take_url_credentials()
+        self._take_url_tls()
         for name in _TEXT:
             value = getattr(self, name)
             if value is not None and not is_utf8(value):
@@ -123,7 +139,52 @@ class MQTTConfig:
                 f"must be <= reconnect_max_delay ({self.reconnect_max_delay:g}),"
                 f" got {self.reconnect_min_delay:g}",
             )
-        self._check_tls()
+        if self._brokers:
+            self._check_tls_in_list()
+        else:
+            self._check_tls()
+
+    def _broker(self, url: str) -> MQTTConfig:
+        """The config for one URL of a list, checked; shared TLS settings go to TLS URLs only."""
+        tls = _SCHEMES.get(url.partition("://")[0], (0, "", False))[2]
+        return dataclasses.replace(self, url=url, **({} if tls else _NO_TLS))
+
+    def _take_url_tls(self) -> None:
+        """``?tls_ca=PATH&tls_cert=...&tls_key=...&tls_insecure=true`` in a URL: that broker's
+        own TLS files, used where the ``tls_*`` field is unset."""
+        parts = urlsplit(self.url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        own = {key: value for key, value in query if key in _TLS_FIELDS}
+        if not own:
+            return
+        if not self.tls:
+            raise _fail("url", f"{', '.join(own)} given in {urlunsplit(parts._replace(query=''))},"
+                               " which is not mqtts:// or wss://")
+        for key, value in own.items():
+            if key == "tls_insecure" and value.lower() not in TRUE | FALSE:
+                raise _fail("url", f"tls_insecure must be true or false, got {value!r}")
+            if getattr(self, key) in (None, False):  # a variable that is set wins
+                object.__setattr__(self, key, value.lower() in TRUE if key == "tls_insecure"
+                                   else value)
+        rest = urlencode([(key, value) for key, value in query if key not in _TLS_FIELDS])
+        object.__setattr__(self, "url", urlunsplit(parts._replace(query=rest)))
+
+    def _check_tls_in_list(self) -> None:
+        """Each URL was checked on its own; shared TLS settings need one TLS URL to serve."""
+        object.__setattr__(self, "url", ",".join(b.url for b in self._brokers))
+        for name in _TLS_FIELDS:
+            if getattr(self, name) and not any(b.tls for b in self._brokers):
+                raise _fail(name, f"TLS settings given but no URL of {self.url} is"
+                                  " mqtts:// or wss://")
+
+    @property
+    def brokers(self) -> tuple[MQTTConfig, ...]:
+        """One config per broker of ``url``, in order (just this one for a single URL).
+
+        Each has that broker's host, port, transport and TLS, and its own credentials
+        when its URL had them; everything else is this config's.
+        """
+        return self._brokers or (self,)
 
     def _take_url_credentials(self) -> None:
         """Move ``user:password@`` out of ``url``, whatever characters the password holds.
@@ -196,26 +257,28 @@ class MQTTConfig:
         return min(self.queue_size, 65535) if self.queue_policy == "block" else 65535
 
     # Derived from the URL -------------------------------------------------------------
+    # (of the first broker, when ``url`` lists several)
     @property
     def host(self) -> str:
-        return urlsplit(self.url).hostname or ""
+        return urlsplit(self.brokers[0].url).hostname or ""
 
     @property
     def port(self) -> int:
-        parts = urlsplit(self.url)
+        parts = urlsplit(self.brokers[0].url)
         return parts.port or _SCHEMES[parts.scheme][0]
 
     @property
     def transport(self) -> Literal["tcp", "websockets"]:
-        return "websockets" if _SCHEMES[urlsplit(self.url).scheme][1] == "websockets" else "tcp"
+        scheme = urlsplit(self.brokers[0].url).scheme
+        return "websockets" if _SCHEMES[scheme][1] == "websockets" else "tcp"
 
     @property
     def tls(self) -> bool:
-        return _SCHEMES[urlsplit(self.url).scheme][2]
+        return _SCHEMES[urlsplit(self.brokers[0].url).scheme][2]
 
     @property
     def ws_path(self) -> str:
-        return urlsplit(self.url).path or "/mqtt"
+        return urlsplit(self.brokers[0].url).path or "/mqtt"
 
     def __repr__(self) -> str:
         shown = []
@@ -231,7 +294,9 @@ class MQTTConfig:
 
     def replace(self, **changes: Any) -> MQTTConfig:
         """A copy with some fields changed, checked like a new config."""
-        return dataclasses.replace(self, **changes)
+        url, username, password = self._given  # each URL's own credentials stay its own
+        given = {"url": url, "username": username, "password": password}
+        return dataclasses.replace(self, **{**given, **changes})
 
     @classmethod
     def from_env(

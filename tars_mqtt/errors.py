@@ -43,7 +43,8 @@ class ConnectError(MQTTError, ConnectionError):
     """The broker could not be reached or refused the connection.
 
     ``reason`` is one of ``refused``, ``bad_credentials``, ``not_authorized``,
-    ``unreachable``, ``timeout`` or ``tls``; ``reason_code`` is the broker's code when it sent one.
+    ``unreachable``, ``timeout``, ``tls`` or ``protocol`` (the broker lacks the MQTT
+    version asked for); ``reason_code`` is the broker's code when it sent one.
     """
 
     def __init__(self, message: str, *, reason: str, reason_code: int | None = None) -> None:

@@ -30,13 +30,16 @@ HEARTBEAT_TYPE = "system.heartbeat"
 HEALTH_EVENTS = ("ready", "reconnected", "shutdown", "error", "offline")
 
 
-def health_data(ok: bool, event: str, error: str | None = None) -> dict[str, Any]:
-    """``{ok, event, error?}`` for ``system/health/{client_id}``."""
+def health_data(ok: bool, event: str, error: str | None = None,
+                broker: str | None = None) -> dict[str, Any]:
+    """``{ok, event, error?, broker?}`` for ``system/health/{client_id}``."""
     if event not in HEALTH_EVENTS:
         raise ValueError(f"health event must be one of {', '.join(HEALTH_EVENTS)}, got {event!r}")
     data: dict[str, Any] = {"ok": bool(ok), "event": event}
     if error:
         data["error"] = str(error)
+    if broker:
+        data["broker"] = broker
     return data
 
 

@@ -34,7 +34,7 @@ __all__ = [
 log = logging.getLogger("tars_mqtt")
 
 #: ``ConnectError.reason`` values that retrying cannot fix.
-FATAL_REASONS = frozenset({"bad_credentials", "not_authorized", "tls"})
+FATAL_REASONS = frozenset({"bad_credentials", "not_authorized", "tls", "protocol"})
 START_BACKOFF = Backoff(0.5, 5.0)
 TICK = 1.0  # seconds between checks of the client (and a service's watchdog pings)
 
@@ -207,6 +207,8 @@ def _raise_fatal(client: Client) -> None:
 
 def describe(exc: MQTTError) -> str:
     """What an operator should check after a fatal start-up error."""
+    if isinstance(exc, ConnectError) and exc.reason == "protocol":
+        return str(exc)  # it names the setting already
     if isinstance(exc, ConnectError) and exc.reason == "tls":
         return f"{exc}: check MQTT_TLS_CA, MQTT_TLS_CERT, MQTT_TLS_KEY and the broker's certificate"
     if isinstance(exc, ConnectError):

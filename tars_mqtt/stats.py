@@ -30,6 +30,7 @@ class ClientStats:
     callback_errors: int = 0
     handler_latency_p50: float = 0.0
     handler_latency_p99: float = 0.0
+    broker: str = ""  # the URL of the broker connected to ("" while disconnected)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,7 +97,7 @@ class Counters:
                     totals[name] += count
         return totals
 
-    def snapshot(self, *, queue_depth: int, offline_queued: int) -> ClientStats:
+    def snapshot(self, *, queue_depth: int, offline_queued: int, broker: str = "") -> ClientStats:
         values = self._totals()
         ordered = sorted(self._latencies.copy())
         return ClientStats(
@@ -105,6 +106,7 @@ class Counters:
             offline_queued=offline_queued,
             handler_latency_p50=_percentile(ordered, 0.50),
             handler_latency_p99=_percentile(ordered, 0.99),
+            broker=broker,
         )
 
 

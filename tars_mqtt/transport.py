@@ -10,6 +10,11 @@ our jittered :class:`~tars_mqtt.timing.Backoff` just before paho takes it.
 QoS 1/2 deliveries are acknowledged by hand (paho's ``manual_ack``) once every consumer
 of the message is done with it, and only on the connection it came on: after a reconnect
 the broker sends the unacknowledged ones again itself.
+
+With several brokers (``config.brokers``) each attempt goes to one of them, set just
+before paho connects: the same broker while the link holds, the next one after a lost
+link or a failed attempt. Untried brokers are tried at once; a round that failed on all
+of them backs off like one failed attempt on a single broker.
 """
 
 from __future__ import annotations
@@ -22,11 +27,12 @@ import ssl
 import struct
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -36,6 +42,7 @@ from .acks import DeliveryAcks, PubAck, SubAck
 from .config import MQTTConfig
 from .envelope import Inbound
 from .errors import ConnectError
+from .failover import BrokerRing
 from .stats import Counters, suppressed
 from .timing import Backoff
 
@@ -46,6 +53,8 @@ log = logging.getLogger("tars_mqtt")
 # Reason codes that mean "your configuration is wrong": retrying only hammers the broker.
 _FATAL = {0x84: "refused", 0x85: "refused", 0x86: "bad_credentials", 0x87: "not_authorized",
           0x8A: "refused", 0x8C: "bad_credentials"}
+_GIVE_UP = ("bad_credentials", "not_authorized", "protocol")  # retrying cannot fix these
+_PROBE_TIMEOUT = 3.0  # seconds for each CONNECT of the protocol check
 
 OnConnected = Callable[[bool], None]          # session_present
 OnDisconnected = Callable[[str], None]        # reason text
@@ -81,6 +90,48 @@ def connect_error(code: ReasonCode, host: str, port: int) -> ConnectError:
         f"broker {host}:{port} refused the connection: {describe_reason(code)}",
         reason=reason, reason_code=code.value,
     )
+
+
+def _no_mqtt5(host: str, port: int, how: str) -> ConnectError:
+    return ConnectError(f"broker {host}:{port} does not speak MQTT 5 ({how}; it answers"
+                        " MQTT 3.1.1): set MQTT_PROTOCOL=3.1.1", reason="protocol",
+                        reason_code=0x84)
+
+
+def _tls_context(cfg: MQTTConfig) -> ssl.SSLContext:
+    """What paho's ``tls_set`` makes, for one broker of a list (paho takes only one)."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cfg.tls_ca)
+    if cfg.tls_cert is not None:
+        context.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+    context.check_hostname = not cfg.tls_insecure
+    return context
+
+
+def _probe(cfg: MQTTConfig, protocol: MQTTProtocolVersion) -> str:
+    """How broker ``cfg`` meets an anonymous CONNECT (no id, no login) in ``protocol``:
+    ``answered`` (a refusal is an answer too), ``closed`` unanswered, or ``silent``."""
+    probe = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="",
+                        protocol=protocol, transport=cfg.transport)
+    answered = threading.Event()
+    probe.on_connect = lambda *args: answered.set()
+    probe.connect_timeout = _PROBE_TIMEOUT
+    if cfg.transport == "websockets":
+        probe.ws_set_options(path=cfg.ws_path)
+    if cfg.tls:
+        probe.tls_set_context(_tls_context(cfg))
+    deadline = time.monotonic() + _PROBE_TIMEOUT
+    try:
+        probe.connect(cfg.host, cfg.port, keepalive=10)
+        while not answered.is_set():
+            if probe.loop(0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return "answered" if answered.is_set() else "closed"
+            if time.monotonic() > deadline:
+                return "silent"
+    except (OSError, ValueError):
+        return "closed"
+    finally:
+        probe.disconnect()
+    return "answered"
 
 
 class _Paho(paho.Client):
@@ -126,10 +177,26 @@ class Transport:
         self.fatal_error: ConnectError | None = None
         self.connected = False
         self._stopping = False
+        self._kicked = False  # the watchdog, not the broker, ended the last attempt
+        self._answered = False  # the last attempt got a CONNACK (a refusal, say)
+        self._ring = BrokerRing(config.brokers)
         self.client = self._build()
         self._acks = DeliveryAcks(self.client.ack)
         self.set_will(will)
+        if len(config.brokers) > 1:
+            self._contexts = {b.url: _tls_context(b) for b in config.brokers if b.tls}
+            self.client.on_pre_connect = self._guard(self._handle_pre_connect)
         self._set_next_delay()
+
+    @property
+    def broker(self) -> MQTTConfig:
+        """The broker of the current attempt or link, one of ``config.brokers``."""
+        return self._ring.current
+
+    @property
+    def broker_url(self) -> str:
+        """The URL (no secret) of the broker the client is connected to; "" when it is not."""
+        return self.broker.url if self.connected else ""
 
     def _build(self) -> paho.Client:
         cfg = self.config
@@ -192,6 +259,7 @@ class Transport:
         self._stopping = False
         self.first_result.clear()
         self.first_error = None
+        self._ring.reset()
         props = None
         if self.v5:
             props = _properties(PacketTypes.CONNECT)
@@ -225,6 +293,7 @@ class Transport:
 
     def kick(self) -> None:
         """Drop a link that looks alive but carries nothing; paho then reconnects."""
+        self._kicked = True
         sock = self.client.socket()
         if isinstance(sock, socket.socket):
             with contextlib.suppress(OSError):
@@ -277,20 +346,52 @@ class Transport:
         self._attempt += 1
         self.client.reconnect_delay_set(delay, delay)  # type: ignore[arg-type]
 
+    def _handle_pre_connect(self, client: paho.Client, userdata: Any) -> None:
+        """Point paho at the broker of this attempt (paho's socket is closed here)."""
+        cfg = self._ring.next_attempt()
+        # paho's setters refuse while it is "connecting", which it already is here, and it
+        # takes TLS once per client (tls_set refuses a second call): its fields, then.
+        client._host, client._port, client._transport = cfg.host, cfg.port, cfg.transport
+        client._ssl, client._ssl_context = cfg.tls, self._contexts.get(cfg.url)
+        client._tls_insecure = cfg.tls_insecure
+        if cfg.transport == "websockets":
+            client.ws_set_options(path=cfg.ws_path)
+        client.username_pw_set(cfg.username, cfg.password)
+
+    def _first_round(self, error: ConnectError, final: bool = False) -> None:
+        """Tell ``start()`` once every broker has failed once, or at once when ``final``."""
+        if not self.first_result.is_set():
+            self.first_error = self._ring.start_failed(error, final)
+            if self.first_error is not None:
+                self.first_result.set()
+
+    def _give_up(self, error: ConnectError) -> None:
+        """A refusal that retrying cannot fix: report it and stop reconnecting."""
+        self.fatal_error = error
+        self._first_round(error, final=True)
+        log.error("not retrying: %s (client %s)", error, self.config.client_id)
+        self.client.disconnect()
+
+    def _after_failure(self) -> None:
+        """The next broker at once while some are untried since the last link, else back off."""
+        if self._ring.failed():
+            self.client.reconnect_delay_set(0, 0)
+        else:
+            self._set_next_delay()
+
     def _handle_connect(self, client: paho.Client, userdata: Any, flags: Any,
                         reason: ReasonCode, properties: Any) -> None:
-        cfg = self.config
+        cfg = self.broker
+        self._answered = True
         if reason.is_failure:
             error = connect_error(reason, cfg.host, cfg.port)
             log.error("%s", error)
-            if not self.first_result.is_set():
-                self.first_error = error
-                self.first_result.set()
-            if error.reason in ("bad_credentials", "not_authorized"):
-                self.fatal_error = error
-                log.error("not retrying: fix the credentials for client %s", cfg.client_id)
-                client.disconnect()
+            if error.reason in _GIVE_UP:
+                self._give_up(error)
+            else:
+                self._first_round(error)
             return
+        self._ring.connected()
         self._attempt = 0
         self._set_next_delay()
         _no_delay(client.socket())
@@ -302,29 +403,44 @@ class Transport:
             self.first_result.set()
 
     def _handle_connect_fail(self, client: paho.Client, userdata: Any) -> None:
-        cfg = self.config
+        cfg = self.broker
         if not self.first_result.is_set():
             # paho calls this inside its ``except OSError``: the exception says why.
             exc = sys.exc_info()[1]
             if isinstance(exc, ssl.SSLError):  # reachable, but the TLS handshake failed
-                self.first_error = ConnectError(
+                self._first_round(ConnectError(
                     f"TLS handshake with broker {cfg.host}:{cfg.port} failed: {exc}",
-                    reason="tls")
+                    reason="tls"))
             else:
                 detail = f" ({exc})" if exc is not None else ""
-                self.first_error = ConnectError(
-                    f"broker {cfg.host}:{cfg.port} is unreachable{detail}", reason="unreachable")
-            self.first_result.set()
-        self._set_next_delay()
+                self._first_round(ConnectError(
+                    f"broker {cfg.host}:{cfg.port} is unreachable{detail}", reason="unreachable"))
+        self._after_failure()
 
     def _handle_disconnect(self, client: paho.Client, userdata: Any, flags: Any,
                            reason: ReasonCode, properties: Any) -> None:
         was_connected, self.connected = self.connected, False
+        kicked, self._kicked = self._kicked, False
+        answered, self._answered = self._answered, False
         self._acks.disconnected()
         if not was_connected:  # an attempt that died before CONNACK: back off further
-            self._set_next_delay()
+            if self.v5 and not (self._stopping or kicked or answered) and self._lacks_mqtt5():
+                cfg = self.broker
+                self._give_up(_no_mqtt5(cfg.host, cfg.port, "it closed the connection on an"
+                                        " MQTT 5 CONNECT"))
+                return
+            self._after_failure()
         elif not self._stopping:  # the wait for attempt 0 was set at CONNACK
+            self._ring.lost()
             self._on_disconnected(describe_reason(reason))
+
+    def _lacks_mqtt5(self) -> bool:
+        """The capability check, after a broker closed an MQTT 5 CONNECT unanswered: it
+        still does so to an anonymous one, and answers MQTT 3.1.1 (RabbitMQ 3.x does).
+        Anonymous: such a broker logs the bytes it could not parse, so no password."""
+        cfg = self.broker
+        return (_probe(cfg, paho.MQTTv5) == "closed"
+                and _probe(cfg, paho.MQTTv311) == "answered")
 
     def _handle_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         inbound = None

@@ -31,6 +31,9 @@ class Link(Protocol):
 
     connected: bool
 
+    @property
+    def broker_url(self) -> str: ...
+
     def kick(self) -> None: ...
 
 
@@ -110,7 +113,8 @@ class Vitals:
         self.flushed.set()
 
     def _item(self, ok: bool, event: str) -> Outgoing:
-        data = health_data(ok, event)
+        several = len(self.config.brokers) > 1  # then health says which one it is on
+        data = health_data(ok, event, broker=self._link.broker_url if several else None)
         payload = self._envelopes.make(HEALTH_TYPE, data, sequenced=False).encode()
         return Outgoing(self.topic, payload, 1, True, PublishHandle(self.topic, 1))
 

@@ -258,7 +258,7 @@ def test_typed_topics_refuse_the_wrong_model(make_client: MakeClient) -> None:
 
 
 # stats exporter ----------------------------------------------------------------------
-_SAMPLE = re.compile(r'^tars_mqtt_\w+\{client="[^"\\]*"\} -?[0-9.e+-]+$')
+_SAMPLE = re.compile(r'^tars_mqtt_\w+\{client="[^"\\]*"(,\w+="[^"\\]*")?\} -?[0-9.e+-]+$')
 
 
 def test_exporter_serves_prometheus_text_for_the_fleet(make_client: MakeClient) -> None:
@@ -282,7 +282,8 @@ def test_exporter_serves_prometheus_text_for_the_fleet(make_client: MakeClient) 
     for field in ClientStats.__dataclass_fields__:
         name = exporting._metric(field)[0]
         for cid in (client.config.client_id, worker.config.client_id):
-            assert f'{name}{{client="{cid}"}}' in text, (name, cid)
+            labels = f',broker="{client.config.url}"' if field in exporting.INFO else ""
+            assert f'{name}{{client="{cid}"{labels}}}' in text, (name, cid)
     assert '# TYPE tars_mqtt_published_total counter' in text
     assert '# TYPE tars_mqtt_queue_depth gauge' in text
 

@@ -16,43 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from tars_mqtt import Message, MQTTClient, MQTTConfig, PublishError, PublishHandle
+from tars_mqtt import Message, MQTTClient, MQTTConfig, PublishError
 from tars_mqtt.testing import Broker
 from tests.support import ClientGroup, wait_until
+from tests.support.stream import Stream
 
 RATE = 200  # messages per second
 TOTAL = 1200  # six seconds of traffic
 RESTART_AT = (240, 520, 800)  # restart the broker once the stream has reached these numbers
-
-
-class Stream:
-    """Publishes ``TOTAL`` numbered QoS 1 events at ``RATE``, on its own thread."""
-
-    def __init__(self, client: MQTTClient, topic: str) -> None:
-        self.client, self.topic = client, topic
-        self.handles: list[PublishHandle] = []
-        self.refused: list[tuple[int, str]] = []
-        self.sent = 0
-        self.progress = threading.Condition()
-        self.halt = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="test-stream", daemon=True)
-
-    def _run(self) -> None:
-        began = time.monotonic()
-        for n in range(TOTAL):
-            if self.halt.wait(max(0.0, began + n / RATE - time.monotonic())):
-                return
-            try:
-                self.handles.append(self.client.publish_event(self.topic, "test.seq", {"n": n}))
-            except PublishError as exc:  # counted and reported, never hidden
-                self.refused.append((n, str(exc)))
-            with self.progress:
-                self.sent = n + 1
-                self.progress.notify_all()
-
-    def wait_sent(self, count: int, timeout: float) -> bool:
-        with self.progress:
-            return self.progress.wait_for(lambda: self.sent >= count, timeout)
 
 
 @pytest.mark.slow
@@ -83,7 +54,7 @@ def test_qos1_stream_through_three_broker_restarts_loses_nothing(
             sub.start(timeout=10)
             pub = group.add(MQTTClient(make_config(url=broker.url, offline_queue=10_000,
                                                    **session))).start(timeout=10)
-            stream = Stream(pub, "noloss/stream")
+            stream = Stream(pub, "noloss/stream", total=TOTAL, rate=RATE)
             stream.thread.start()
 
             for restart, at in enumerate(RESTART_AT, start=1):
