@@ -39,7 +39,10 @@ ARTIFACTS = Path(os.environ.get("TARS_ARTIFACTS") or Path(tempfile.gettempdir())
                  "tars-artifacts")
 
 webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.common.exceptions import TimeoutException  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    StaleElementReferenceException,
+    TimeoutException,
+)
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -59,7 +62,10 @@ class Robot:
     def until(self, what: str, condition: Callable[[Any], Any],
               timeout: float = TIMEOUT) -> Any:
         try:
-            return WebDriverWait(self.browser, timeout, poll_frequency=0.1).until(condition)
+            # The page redraws rows as messages come: an element read mid-redraw is read again.
+            return WebDriverWait(self.browser, timeout, poll_frequency=0.1,
+                                 ignored_exceptions=(StaleElementReferenceException,)
+                                 ).until(condition)
         except TimeoutException:
             logs = {n: (self.logs / f"{n}.log").read_text(errors="replace")[-1500:]
                     for n in self.procs}
