@@ -130,8 +130,7 @@ def run(client_id: str, setup: Callable[[MQTTClient], Service | None], *,
     setup_logging(env)
     try:
         limit = handler_limit_from_env(env)
-        client = MQTTClient(MQTTConfig.from_env(environ=env, client_id=client_id,
-                                      defaults={"session_expiry": SESSION_EXPIRY}))
+        client = MQTTClient(_config(env, client_id))
         service = setup(client)
     except (ConfigError, HardwareError) as exc:
         log.error("%s cannot start: %s", client_id, exc)
@@ -178,8 +177,7 @@ def run_async(client_id: str, setup: Callable[[AsyncMQTTClient], AsyncService | 
     setup_logging(env)
     try:
         limit = handler_limit_from_env(env)
-        client = AsyncMQTTClient(MQTTConfig.from_env(environ=env, client_id=client_id,
-                                      defaults={"session_expiry": SESSION_EXPIRY}))
+        client = AsyncMQTTClient(_config(env, client_id))
     except ConfigError as exc:
         log.error("%s cannot start: %s", client_id, exc)
         return EXIT_SETTINGS
@@ -221,6 +219,12 @@ async def serve_async(client: AsyncMQTTClient, service: AsyncService | None = No
     finally:
         if service.close is not None:
             await service.close()
+
+
+def _config(env: Mapping[str, str], client_id: str) -> MQTTConfig:
+    """``MQTT_*`` over a service's defaults: its name as client id, a persistent session."""
+    return MQTTConfig.from_env(environ=env, client_id=client_id,
+                               defaults={"session_expiry": SESSION_EXPIRY})
 
 
 def _exit_code(client_id: str, exc: Exception | None) -> int:
