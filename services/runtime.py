@@ -133,8 +133,7 @@ def run(client_id: str, setup: Callable[[MQTTClient], Service | None], *,
         client = MQTTClient(_config(env, client_id))
         service = setup(client)
     except (ConfigError, HardwareError) as exc:
-        log.error("%s cannot start: %s", client_id, exc)
-        return EXIT_SETTINGS
+        return _cannot_start(client_id, exc)
     return serve(client, service, notifier=Notifier(env), handler_limit=limit)
 
 
@@ -179,15 +178,13 @@ def run_async(client_id: str, setup: Callable[[AsyncMQTTClient], AsyncService | 
         limit = handler_limit_from_env(env)
         client = AsyncMQTTClient(_config(env, client_id))
     except ConfigError as exc:
-        log.error("%s cannot start: %s", client_id, exc)
-        return EXIT_SETTINGS
+        return _cannot_start(client_id, exc)
 
     async def main() -> int:
         try:
             service = setup(client)  # inside the loop: it may make queues and tasks
         except (ConfigError, HardwareError) as exc:
-            log.error("%s cannot start: %s", client_id, exc)
-            return EXIT_SETTINGS
+            return _cannot_start(client_id, exc)
         return await serve_async(client, service, notifier=Notifier(env), handler_limit=limit)
 
     return asyncio.run(main())
@@ -225,6 +222,12 @@ def _config(env: Mapping[str, str], client_id: str) -> MQTTConfig:
     """``MQTT_*`` over a service's defaults: its name as client id, a persistent session."""
     return MQTTConfig.from_env(environ=env, client_id=client_id,
                                defaults={"session_expiry": SESSION_EXPIRY})
+
+
+def _cannot_start(client_id: str, exc: Exception) -> int:
+    """A bad setting or hardware that cannot be opened: say which, and do not restart."""
+    log.error("%s cannot start: %s", client_id, exc)
+    return EXIT_SETTINGS
 
 
 def _exit_code(client_id: str, exc: Exception | None) -> int:
