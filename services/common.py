@@ -14,14 +14,15 @@ from collections import Counter
 from typing import Any
 
 from tars_mqtt import Message, MQTTClient, MQTTError, PublishHandle
+from tars_mqtt.aio import AsyncMQTTClient
 from tars_mqtt.settings import env_bool, env_float, env_int
 
-from .text import shown
+from .text import encodable, shown
 from .topics import TopicSpec, check_payload
 
 __all__ = [
-    "UNSENDABLE", "Tally", "env_bool", "env_float", "env_int", "problems", "publish", "reply",
-    "reply_topic_for",
+    "UNSENDABLE", "Tally", "answer", "env_bool", "env_float", "env_int", "problems", "publish",
+    "reply", "reply_topic_for", "request_id",
 ]
 
 log = logging.getLogger("tars")
@@ -29,9 +30,24 @@ log = logging.getLogger("tars")
 
 def problems(msg: Message, spec: TopicSpec) -> list[str]:
     """Why ``msg`` does not fit its row of the topic table (empty when it does)."""
-    if msg.envelope is None:
+    envelope = msg.envelope
+    if envelope is None:
         return [f"{msg.topic}: not an envelope ({msg.decode_error})"]
+    # The client's decoder refuses such text; a service that stores or echoes these
+    # fields (SQLite, file names, answers) must not depend on that alone.
+    for name in ("id", "source", "type", "correlate", "reply_to"):
+        value = getattr(envelope, name)
+        if isinstance(value, str) and not encodable(value):
+            return [f"{msg.topic}: envelope field {name!r} is not valid UTF-8"]
     return check_payload(spec, msg.data)
+
+
+def request_id(msg: Message) -> str | None:
+    """What an answer to ``msg`` is correlated with: its envelope's id, else the MQTT 5
+    correlation data of a request whose envelope did not decode; None: no one to answer."""
+    if msg.envelope is not None:
+        return msg.envelope.id
+    return msg.correlate or None
 
 
 # What publishing can raise: the client refuses (stopped, offline queue full), or the
@@ -64,6 +80,30 @@ def reply(client: MQTTClient, request: Message, event_type: str, data: dict[str,
     except UNSENDABLE as exc:
         _unsent(tally, f"reply topic {shown(request.reply_to)}", exc)
         return None
+
+
+async def answer(client: AsyncMQTTClient, request: Message, spec: TopicSpec,
+                 data: dict[str, Any], *, tally: Tally | None = None) -> bool:
+    """Answer ``request`` with ``data`` on ``spec``: on its reply topic when
+    :func:`reply_topic_for` allows it, else on ``spec``'s topic correlated to it.
+
+    A request whose envelope did not decode is answered too, when MQTT 5 properties say
+    where and to what (so the asker learns why instead of waiting out its timeout). Never
+    raises; False when there is no one to answer or the answer could not be sent.
+    """
+    correlate = request_id(request)
+    if correlate is None:
+        return False
+    try:
+        if reply_topic_for(request, spec) is not None:
+            await client.reply(request, spec.event_type, data, qos=spec.qos)
+        else:
+            await client.publish_event(spec.name, spec.event_type, data, qos=spec.qos,
+                                       correlate=correlate)
+    except UNSENDABLE as exc:
+        _unsent(tally, spec.name, exc)
+        return False
+    return True
 
 
 def _unsent(tally: Tally | None, where: str, exc: Exception) -> None:

@@ -51,13 +51,11 @@ class LLMService:
         text = data.get("text", "")[:MAX_TEXT] if isinstance(data.get("text"), str) else ""
         if not wrong and not text.strip():
             wrong = ["llm/request: text is empty"]
-        if msg.envelope is None:
-            self._malformed(msg, wrong)
-            return
-        if wrong:
+        if wrong:  # answered too (when it says where), so the asker need not wait it out
             self._malformed(msg, wrong)
             await self.answers.finish(msg, {"reply": "", "error": "; ".join(wrong)})
             return
+        assert msg.envelope is not None
         session = data.get("session") or msg.envelope.source
         refused = self.answers.start(msg, text, data.get("history"), session, data.get("turn"))
         if refused is not None:

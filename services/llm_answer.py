@@ -19,7 +19,7 @@ from tars_mqtt import Message, MQTTError, RequestTimeout
 from tars_mqtt.aio import AsyncMQTTClient
 
 from . import topics as t
-from .common import Tally, reply_topic_for
+from .common import UNSENDABLE, Tally, answer
 from .llm_http import EndpointError, stream_chat
 from .llm_prompt import build_messages, clean_history, useful_memories
 from .llm_settings import LLMSettings
@@ -68,17 +68,7 @@ class Answerer:
 
     async def finish(self, msg: Message, data: dict[str, Any]) -> None:
         """The final ``llm/response`` for ``msg`` (logged, never raised, if it cannot go)."""
-        assert msg.envelope is not None
-        try:
-            target = reply_topic_for(msg, t.LLM_RESPONSE)
-            if target is not None:
-                await self.client.reply(msg, t.LLM_RESPONSE.event_type, data)
-            else:
-                await self.client.publish_event(t.LLM_RESPONSE.name, t.LLM_RESPONSE.event_type,
-                                                data, qos=t.LLM_RESPONSE.qos,
-                                                correlate=msg.envelope.id)
-        except MQTTError as exc:
-            log.warning("the answer to %s could not be sent: %s", msg.envelope.id, exc)
+        await answer(self.client, msg, t.LLM_RESPONSE, data, tally=self.tally)
 
     async def _answer(self, msg: Message, text: str, history: list[dict[str, str]],
                       turn: int | None) -> None:
@@ -151,5 +141,5 @@ class Answerer:
         try:
             await self.client.publish_event(t.LLM_STREAM.name, t.LLM_STREAM.event_type,
                                             data, qos=t.LLM_STREAM.qos, correlate=rid)
-        except MQTTError as exc:  # QoS 0: a lost piece; the final answer carries everything
+        except UNSENDABLE as exc:  # QoS 0: a lost piece; the final answer carries everything
             log.debug("piece %d of %s not sent: %s", data["seq"], rid, exc)

@@ -21,6 +21,8 @@ import httpx
 
 from tars_mqtt.timing import Backoff
 
+from .text import sendable
+
 __all__ = ["Endpoint", "EndpointError", "Secret", "delta_of", "endpoint_name", "sse_data",
            "stream_chat"]
 
@@ -103,14 +105,16 @@ def delta_of(chunk: Any) -> tuple[str, bool]:
     if "error" in chunk:
         error = chunk["error"]
         message = error.get("message") if isinstance(error, dict) else error
-        raise EndpointError(f"the endpoint reported an error: {str(message)[:200]}")
+        raise EndpointError(f"the endpoint reported an error: {sendable(str(message)[:200])}")
     choices = chunk.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         return "", False
     choice = choices[0]
     part = choice.get("delta") if isinstance(choice.get("delta"), dict) else choice.get("message")
     text = part.get("content") if isinstance(part, dict) else None
-    return (text if isinstance(text, str) else ""), choice.get("finish_reason") is not None
+    # json.loads takes "\\ud800" as a lone surrogate, which no MQTT message can carry
+    return (sendable(text) if isinstance(text, str) else ""), \
+        choice.get("finish_reason") is not None
 
 
 async def stream_chat(client: httpx.AsyncClient, endpoint: Endpoint,

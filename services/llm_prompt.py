@@ -17,6 +17,7 @@ __all__ = ["MAX_HISTORY", "build_messages", "clean_history", "system_prompt", "u
 
 MAX_HISTORY = 12  # messages (6 exchanges)
 MAX_CHARS = 1000  # of one history message or memory
+LATEST = 32503680000.0  # 3000-01-01: a memory "from" later is no time (localtime overflows)
 STYLE = ("You speak through a loudspeaker: answer in one to three short, plain sentences,"
          " with no lists, markdown or emoji.")
 
@@ -47,7 +48,8 @@ def useful_memories(results: Any, question: str, history: Sequence[Mapping[str, 
             seen.add(text.lower())
             ts = r.get("ts")
             useful.append({"text": text, "role": r["role"],
-                           "ts": ts if isinstance(ts, int | float) and ts > 0 else None})
+                           "ts": ts if isinstance(ts, int | float) and 0 < ts < LATEST
+                           else None})
     return useful[:k]
 
 

@@ -17,7 +17,7 @@ from tars_mqtt import ConfigError, Message, MQTTError
 from tars_mqtt.aio import AsyncMQTTClient
 
 from . import topics as t
-from .common import Tally, problems, reply_topic_for
+from .common import Tally, answer, problems
 from .memory_settings import MemorySettings, load_persona
 from .memory_store import MemoryStore, StoreError, Turn
 from .persona import PersonaError, save
@@ -65,10 +65,10 @@ class MemoryService:
         await self._report()
 
     async def on_query(self, msg: Message) -> None:
-        if self._bad(msg, t.MEMORY_QUERY):
-            if msg.envelope is not None:
-                await self._answer(msg, t.MEMORY_RESULTS, {"results": [], "error": "; ".join(
-                    problems(msg, t.MEMORY_QUERY))})
+        """A query that does not fit is answered too, with an ``error`` naming the field."""
+        wrong = self._bad(msg, t.MEMORY_QUERY)
+        if wrong:
+            await self._answer(msg, t.MEMORY_RESULTS, {"results": [], "error": wrong})
             return
         k = max(1, min(K_MAX, msg.data.get("k", 3)))
         try:
@@ -80,13 +80,14 @@ class MemoryService:
         await self._report()
 
     async def on_get(self, msg: Message) -> None:
-        if msg.envelope is not None:
-            await self._answer(msg, t.CHARACTER_RESULT, self.persona.to_data())
+        wrong = self._bad(msg, t.CHARACTER_GET)
+        await self._answer(msg, t.CHARACTER_RESULT,
+                           {**self.persona.to_data(), **({"error": wrong} if wrong else {})})
 
     async def on_update(self, msg: Message) -> None:
-        if self._bad(msg, t.CHARACTER_UPDATE):
-            error = "; ".join(problems(msg, t.CHARACTER_UPDATE))
-        else:
+        """The trait is saved first; only then is it the persona (and published)."""
+        error = self._bad(msg, t.CHARACTER_UPDATE)
+        if not error:
             try:
                 changed = self.persona.with_trait(msg.data["trait"], msg.data["value"])
                 await asyncio.to_thread(save, changed, self.settings.persona_file)
@@ -96,9 +97,8 @@ class MemoryService:
                 await self.publish_persona()
             except (PersonaError, OSError) as exc:
                 error = str(exc)
-        if msg.envelope is not None:
-            await self._answer(msg, t.CHARACTER_RESULT,
-                               {**self.persona.to_data(), **({"error": error} if error else {})})
+        await self._answer(msg, t.CHARACTER_RESULT,
+                           {**self.persona.to_data(), **({"error": error} if error else {})})
 
     async def publish_persona(self) -> None:
         spec = t.CHARACTER_CURRENT
@@ -125,15 +125,7 @@ class MemoryService:
         self.store.close()
 
     async def _answer(self, msg: Message, spec: t.TopicSpec, data: dict[str, Any]) -> None:
-        assert msg.envelope is not None
-        try:
-            if reply_topic_for(msg, spec) is not None:
-                await self.client.reply(msg, spec.event_type, data, qos=spec.qos)
-            else:
-                await self.client.publish_event(spec.name, spec.event_type, data, qos=spec.qos,
-                                                correlate=msg.envelope.id)
-        except MQTTError as exc:
-            log.warning("answer on %s not sent: %s", spec.name, exc)
+        await answer(self.client, msg, spec, data, tally=self.tally)
 
     async def _report(self) -> None:
         """A damaged database found and replaced: say so in the retained health."""
@@ -145,13 +137,13 @@ class MemoryService:
             except MQTTError as exc:
                 log.warning("health not published: %s", exc)
 
-    def _bad(self, msg: Message, spec: t.TopicSpec) -> bool:
-        wrong = problems(msg, spec)
+    def _bad(self, msg: Message, spec: t.TopicSpec) -> str:
+        """Why ``msg`` does not fit ``spec`` (logged and counted), or "" when it does."""
+        wrong = "; ".join(problems(msg, spec))
         if wrong:
             n = self.tally.add("malformed")
-            log.warning("malformed message #%d on %s ignored: %s", n, msg.topic,
-                        "; ".join(wrong))
-        return bool(wrong)
+            log.warning("malformed message #%d on %s ignored: %s", n, msg.topic, wrong)
+        return wrong
 
 
 def setup(client: AsyncMQTTClient) -> AsyncService:

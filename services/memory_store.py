@@ -169,6 +169,8 @@ class MemoryStore:
                 raise StoreError("the memory store is closed")
             try:
                 return step(self._db)
+            except UnicodeEncodeError:  # sqlite3 binds text as UTF-8: a lone surrogate
+                raise StoreError("text that is not valid UTF-8 is not stored") from None
             except sqlite3.DatabaseError as exc:
                 if not _is_corrupt(exc):
                     raise StoreError(f"{self.path}: {exc}") from None

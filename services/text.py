@@ -11,13 +11,15 @@ text) anywhere inside a payload, without recursion.
 from __future__ import annotations
 
 import math
+import re
 import sys
 from typing import Any
 
-__all__ = ["clean", "encodable", "shown", "value_problem"]
+__all__ = ["clean", "encodable", "sendable", "shown", "value_problem"]
 
 _FLOAT_MAX = sys.float_info.max
 _BIG_INT_BITS = 1024  # beyond this an int is described, not printed (it overflows a float)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def encodable(text: str) -> bool:
@@ -29,6 +31,12 @@ def encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def sendable(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD: foreign text (an HTTP
+    endpoint's JSON) made sendable without losing the rest of it."""
+    return text if encodable(text) else _SURROGATE.sub("\ufffd", text)
 
 
 def clean(text: str, limit: int = 300) -> str:

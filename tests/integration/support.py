@@ -53,6 +53,11 @@ class Recorder:
              sender: str | None = None, **fields: Any) -> Message:
         """The first message on ``topic`` (from index ``after``, from ``sender`` when given)
         whose data has ``fields``."""
+        return self.wait_many(topic, 1, timeout, after, sender, **fields)[0]
+
+    def wait_many(self, topic: str, count: int, timeout: float = TIMEOUT, after: int = 0,
+                  sender: str | None = None, **fields: Any) -> list[Message]:
+        """The first ``count`` messages :meth:`wait` would match, once that many came."""
         def match(m: Message) -> bool:
             return (m.topic == topic and isinstance(m.data, dict)
                     and (sender is None or (m.envelope is not None
@@ -63,14 +68,15 @@ class Recorder:
 
         def check() -> bool:
             found[:] = [m for m in self.messages[after:] if match(m)]
-            return bool(found)
+            return len(found) >= count
 
         with self._cond:
             if not self._cond.wait_for(check, timeout):
                 seen = [(m.topic, m.data) for m in self.messages[after:]
                         if not m.topic.startswith("system/keepalive")]
-                raise AssertionError(f"no {topic} {fields} within {timeout} s; saw {seen}")
-        return found[0]
+                raise AssertionError(f"{len(found)} of {count} {topic} {fields} within"
+                                     f" {timeout} s; saw {seen}")
+        return found[:count]
 
     def mark(self) -> int:
         with self._cond:

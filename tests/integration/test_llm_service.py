@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 
-from tars_mqtt import Message
+from tars_mqtt import Message, MQTTClient
 from tars_mqtt.testing import Broker
 from tests.integration import test_services as shared
+from tests.integration.support import raw_envelope
+from tests.integration.test_request_reply import RawV5
 from tests.integration.test_services import Recorder, Service, stop_cleanly
 from tests.support.openai_server import OpenAIServer, Reply, running
 
@@ -175,3 +177,45 @@ def test_bad_settings_exit_2_naming_the_variable(broker: Broker, tmp_path: Path)
         svc = Service("llm", broker, tmp_path, **env)
         assert svc.proc.wait(TIMEOUT) == 2, svc.log()
         assert variable in svc.log() and ":p@" not in svc.log()
+
+
+@pytest.mark.timeout(60)
+def test_text_no_message_can_carry_and_a_memory_from_no_time_still_end_in_an_answer(
+        start: Callable[..., Service], rec: Recorder, server: OpenAIServer,
+        llm_env: dict[str, str], make_client: Callable[..., MQTTClient]) -> None:
+    """An endpoint's lone surrogate (valid JSON) once made every publish of the answer
+    raise, and a memory dated 1e300 made the prompt raise: both ended the answer's task
+    with no llm/response at all, so the asker waited out its timeout."""
+    memory = make_client(client_id="memory")  # a memory that answers with a broken date
+
+    @memory.subscribe("memory/query", qos=1)
+    def recall(msg: Message) -> None:
+        memory.reply(msg, "memory.results", {"results": [
+            {"text": "my cat is called Tom", "role": "heard", "ts": 1e300, "score": 1.0,
+             "id": 1}]})
+
+    llm = start("llm", **llm_env)
+    server.default = Reply(tokens=("Tom", " \ud800", " is", " a cat."))
+    answer = ask(rec, "what is my cat called?")
+    assert answer.data == {"reply": "Tom \ufffd is a cat."}
+    [req] = server.requests
+    assert "(?) the user said: my cat is called Tom" in req.body["messages"][0]["content"]
+    stop_cleanly(llm, rec)
+
+
+@pytest.mark.timeout(60)
+def test_a_request_that_is_no_envelope_is_answered_where_its_properties_say(
+        start: Callable[..., Service], rec: Recorder, llm_env: dict[str, str],
+        broker: Broker) -> None:
+    llm = start("llm", **llm_env)
+    raw = RawV5(broker, "hostile-llm")
+    try:
+        raw.publish("llm/request", raw_envelope({"text": "hi \ud800"}),
+                    correlation=b"q-7", response_topic="system/reply/hostile-llm")
+        answer = rec.wait("system/reply/hostile-llm")
+    finally:
+        raw.close()
+    assert answer.correlate == "q-7" and answer.data["reply"] == ""
+    assert "'data.text'" in answer.data["error"] and "UTF-8" in answer.data["error"]
+    assert ask(rec, "what is your name").data["reply"]  # it answers on
+    stop_cleanly(llm, rec)

@@ -13,6 +13,8 @@ import pytest
 
 from tars_mqtt import Message, MQTTClient
 from tars_mqtt.testing import Broker
+from tests.integration.support import raw_envelope
+from tests.integration.test_request_reply import RawV5
 from tests.integration.test_services import Recorder, Service, stop_cleanly
 
 TIMEOUT = 15.0
@@ -107,6 +109,38 @@ def test_turns_queries_and_a_persona_change_that_survives_a_restart(
     assert got.data["traits"]["humor"] == 40  # kept across the restart
     assert [r["text"] for r in query(rec, "weather").data["results"]] == ["the weather is grey"]
     stop_cleanly(again, rec)
+
+
+@pytest.mark.timeout(60)
+def test_text_no_encoder_can_send_is_refused_named_answered_and_never_stored(
+        start: Callable[..., Service], rec: Recorder, state: Path, broker: Broker) -> None:
+    """A lone surrogate escape is valid JSON: such turns are counted, not stored; such
+    requests are answered (on their MQTT 5 reply topic) naming the field, not left to
+    time out; and the service serves on."""
+    svc = start()
+    raw = RawV5(broker, "hostile-memory")
+    try:
+        for topic, data in (("stt/final", {"text": "my cat \ud800"}),
+                            ("tts/say", {"text": "a\udfffb", "utt_id": "u1"})):
+            raw.publish(topic, raw_envelope(data))
+        for n, (topic, data) in enumerate((("memory/query", {"text": "cat \ud800"}),
+                                           ("character/update", {"trait": "\ud800", "value": 3}),
+                                           ("character/get", {"x": "\udc80"}))):
+            raw.publish(topic, raw_envelope(data), correlation=f"q{n}".encode(),
+                        response_topic="system/reply/hostile-memory")
+        replies = {m.correlate: m.data for m in rec.wait_many("system/reply/hostile-memory", 3)}
+    finally:
+        raw.close()
+    assert "'data.text'" in replies["q0"]["error"] and replies["q0"]["results"] == []
+    assert "'data.trait'" in replies["q1"]["error"]
+    assert replies["q1"]["traits"]["humor"] == 75  # unchanged
+    assert "'data.x'" in replies["q2"]["error"] and replies["q2"]["name"] == "TARS"
+    hear(rec, "the weather is grey")
+    assert wait_stored(state, 1) and len(stored(state)) == 1  # only the good turn
+    assert [r["text"] for r in query(rec, "weather").data["results"]] == ["the weather is grey"]
+    stop_cleanly(svc, rec)
+    assert svc.log().count("malformed message #") == 5  # each counted and logged
+    assert len(stored(state)) == 1
 
 
 SESSION = {"MQTT_CLEAN_START": "false", "MQTT_SESSION_EXPIRY": "300"}
