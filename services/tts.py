@@ -32,6 +32,7 @@ __all__ = ["MAX_TEXT", "main", "setup", "utterance_from"]
 log = logging.getLogger("tars.tts")
 MAX_TEXT = 2000  # characters: a longer text is refused, not read out for minutes
 _VOICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+.-]{0,39}$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # a NUL is no argument espeak-ng can get
 _ids = itertools.count(1)
 
 
@@ -42,7 +43,7 @@ def utterance_from(data: Any) -> Utterance | str:
     found = check_payload(TTS_SAY, data)
     if found:
         return "; ".join(found)
-    text = data["text"].strip()
+    text = _CONTROL.sub(" ", data["text"]).strip()
     if not text:
         return "text is empty"
     if len(text) > MAX_TEXT:

@@ -60,6 +60,8 @@ class Espeak:
             done = subprocess.run(argv, capture_output=True, timeout=self.timeout, check=False)
         except subprocess.TimeoutExpired:
             raise SpeechError(f"espeak-ng took over {self.timeout:g} s") from None
+        except (OSError, ValueError) as exc:  # cannot run, or an argument it cannot take
+            raise SpeechError(f"espeak-ng could not be run: {exc}") from None
         if done.returncode != 0:
             raise SpeechError(f"espeak-ng exited with {done.returncode}: "
                               f"{done.stderr.decode(errors='replace').strip()[:200]}")

@@ -138,4 +138,7 @@ class Player:
         except SpeechError as exc:
             n = self.tally.add("render_failed")
             log.warning("sentence #%d of %r not rendered: %s", n, utt.utt_id, exc)
-            return None
+        except Exception:  # an engine is foreign code: one sentence lost, never the thread
+            n = self.tally.add("render_failed")
+            log.exception("sentence #%d of %r not rendered", n, utt.utt_id)
+        return None

@@ -95,6 +95,25 @@ def test_tts_says_in_order_and_obeys_pause_resume_stop(
     assert "tts/control #1 ignored" in log
 
 
+@pytest.mark.timeout(60)
+def test_a_text_holding_a_nul_is_said_and_the_speaker_speaks_on(
+        start: Callable[..., Service], rec: Recorder, dirs: tuple[Path, Path]) -> None:
+    """A NUL is valid JSON text but no command-line argument: espeak-ng's ValueError once
+    ended the player thread, and tars-tts said nothing more until it was restarted."""
+    _, said = dirs
+    tts = start("tts", TARS_TTS_OUTPUT=f"wav:{said}")
+    c = rec.client
+    c.publish_event("tts/say", "tts.say", {"text": "One\u0000two.\x07", "utt_id": "nul"}).wait(5)
+    c.publish_event("tts/say", "tts.say", {"text": "Still here.", "utt_id": "next"}).wait(5)
+    rec.wait("tts/status", event="speaking_end", utt_id="next")
+    assert [(d["event"], d["utt_id"]) for d in rec.on("tts/status")] == [
+        ("speaking_start", "nul"), ("speaking_end", "nul"),
+        ("speaking_start", "next"), ("speaking_end", "next")]
+    assert wav_seconds(sorted(said.glob("*-nul.wav"))[0]) > 0.3  # "One two." was said
+    stop_cleanly(tts, rec)
+    assert "Traceback" not in tts.log()
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_please_wave_spoken_is_heard_and_the_robot_waves(

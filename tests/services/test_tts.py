@@ -80,6 +80,37 @@ def test_tts_say_is_checked_before_it_is_queued() -> None:
                       ({"text": "hi", "rate": 5}, "out of range")):
         found = utterance_from(data)
         assert isinstance(found, str) and why in found, (data, found)
+    nul = utterance_from({"text": "a\x00b\x1bc\td\u0085e"})  # no control reaches an engine
+    assert isinstance(nul, Utterance) and nul.text == "a b c\td\u0085e"
+    assert utterance_from({"text": "\x00\x01"}) == "text is empty"
+
+
+def test_an_engine_that_raises_anything_costs_a_sentence_not_the_player() -> None:
+    class Raising(FakeEngine):
+        def render(self, text: str, voice: str | None = None,
+                   rate: float | None = None) -> Pcm:
+            if text == "Bad.":
+                raise ValueError("embedded null byte")
+            return super().render(text, voice, rate)
+
+    ended: list[str] = []
+    done = threading.Event()
+
+    def announce(found: list[Status]) -> None:
+        ended.extend(s.utt_id for s in found if s.event == "speaking_end")
+        if "u2" in ended:
+            done.set()
+
+    engine, sink = Raising(), GatedSink()
+    player = Player(engine, sink, announce)
+    player.start()
+    player.say(Utterance("u1", "Bad."))  # its first sentence: rendered before it starts
+    player.say(Utterance("u2", "Good."))
+    for _ in range(5):
+        sink.gate.release()
+    assert done.wait(5) and ended == ["u1", "u2"]
+    assert player.alive() and player.tally["render_failed"] == 1 and engine.said == ["Good."]
+    player.close()
 
 
 # The player -----------------------------------------------------------------------------
@@ -196,6 +227,8 @@ def test_espeak_renders_a_sentence_and_takes_a_leading_dash_as_text(tmp_path: Pa
     broken.chmod(0o755)
     with pytest.raises(SpeechError, match="espeak-ng exited with 3: no voices"):
         Espeak(command=str(broken)).render("hi")
+    with pytest.raises(SpeechError, match="embedded null byte"):
+        Espeak().render("a\x00b")
 
 
 def test_piper_is_wired_to_the_voice_file_and_its_pace(tmp_path: Path) -> None:
