@@ -11,18 +11,20 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tars_mqtt import Message, MQTTClient, MQTTError, PublishHandle
-from tars_mqtt.aio import AsyncMQTTClient
 from tars_mqtt.settings import env_bool, env_float, env_int
 
 from .text import encodable, shown
 from .topics import TopicSpec, check_payload
 
+if TYPE_CHECKING:  # the threaded services need not load the asyncio twin
+    from tars_mqtt.aio import AsyncMQTTClient
+
 __all__ = [
     "UNSENDABLE", "Tally", "answer", "env_bool", "env_float", "env_int", "problems", "publish",
-    "reply", "reply_topic_for", "request_id",
+    "reply", "reply_topic_for", "request_id", "unsent",
 ]
 
 log = logging.getLogger("tars")
@@ -67,7 +69,7 @@ def publish(client: MQTTClient, spec: TopicSpec, data: dict[str, Any],
         return client.publish_event(spec.name, spec.event_type, data, qos=spec.qos,
                                     retain=spec.retain, correlate=correlate)
     except UNSENDABLE as exc:
-        _unsent(tally, spec.name, exc)
+        unsent(tally, spec.name, exc)
         return None
 
 
@@ -78,7 +80,7 @@ def reply(client: MQTTClient, request: Message, event_type: str, data: dict[str,
     try:
         return client.reply(request, event_type, data)
     except UNSENDABLE as exc:
-        _unsent(tally, f"reply topic {shown(request.reply_to)}", exc)
+        unsent(tally, f"reply topic {shown(request.reply_to)}", exc)
         return None
 
 
@@ -101,12 +103,13 @@ async def answer(client: AsyncMQTTClient, request: Message, spec: TopicSpec,
             await client.publish_event(spec.name, spec.event_type, data, qos=spec.qos,
                                        correlate=correlate)
     except UNSENDABLE as exc:
-        _unsent(tally, spec.name, exc)
+        unsent(tally, spec.name, exc)
         return False
     return True
 
 
-def _unsent(tally: Tally | None, where: str, exc: Exception) -> None:
+def unsent(tally: Tally | None, where: str, exc: Exception) -> None:
+    """Log (shortened, escaped) and count as ``unsent`` a message that could not go."""
     n = tally.add("unsent") if tally is not None else 0
     log.warning("not sent to %s (#%d): %s", where, n, shown(str(exc), 200))
 

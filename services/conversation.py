@@ -13,21 +13,20 @@ coming sends ``llm/cancel``. The last few exchanges of a session go with each qu
 from __future__ import annotations
 
 import logging
-import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from tars_mqtt import Message
 
 from . import topics as t
-from .common import env_float, env_int, problems
+from .common import Tally, problems
 from .conversation_answer import SpokenAnswer
+from .router_settings import RouterSettings
 from .text import clean
 
 __all__ = ["FALLBACK", "MAX_HEARD", "MOVES", "STOP_WORDS", "Action", "AskLLM", "Conversation",
-           "Publish", "RouterSettings", "event_from", "llm_reply", "parse_intent"]
+           "Publish", "RouterSettings", "event_from", "llm_reply", "parse_intent", "stuck"]
 
 log = logging.getLogger("tars.router")
 FALLBACK = "Sorry, I cannot think right now. Please ask me again in a moment."
@@ -78,38 +77,26 @@ class AskLLM:
     session: str = "router-1"
     history: tuple[dict[str, str], ...] = ()
 
+    def data(self) -> dict[str, Any]:
+        """The ``llm/request`` data."""
+        data: dict[str, Any] = {"text": self.text, "turn": self.turn, "session": self.session}
+        if self.history:
+            data["history"] = list(self.history)
+        return data
+
 
 Action = Publish | AskLLM
 
 
-@dataclass(frozen=True)
-class RouterSettings:
-    """Seconds: ``TARS_ROUTER_LLM_TIMEOUT`` (8, to the first words), ``_LISTEN_TIMEOUT`` (10),
-    ``_THINK_TIMEOUT`` (LLM timeout + 5), ``_SPEAK_TIMEOUT`` (30), ``_ANSWER_TIMEOUT`` (60,
-    the whole answer), ``_SESSION_GAP`` (300: a pause that ends a session and its history);
-    ``TARS_ROUTER_HISTORY`` (6 messages); ``TARS_ROUTER_STREAM`` (on: speak as it streams)."""
-
-    llm_timeout: float = 8.0
-    listening: float = 10.0
-    thinking: float = 13.0
-    speaking: float = 30.0
-    answer_timeout: float = 60.0
-    session_gap: float = 300.0
-    history: int = 6
-    stream: bool = True
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> RouterSettings:
-        from .common import env_bool
-
-        llm = env_float(environ, "TARS_ROUTER_LLM_TIMEOUT", 8.0, low=0.1, high=600)
-        return cls(llm, env_float(environ, "TARS_ROUTER_LISTEN_TIMEOUT", 10.0, low=0.1),
-                   env_float(environ, "TARS_ROUTER_THINK_TIMEOUT", llm + 5, low=llm),
-                   env_float(environ, "TARS_ROUTER_SPEAK_TIMEOUT", 30.0, low=0.1),
-                   env_float(environ, "TARS_ROUTER_ANSWER_TIMEOUT", max(60.0, llm), low=llm),
-                   env_float(environ, "TARS_ROUTER_SESSION_GAP", 300.0, low=1.0),
-                   env_int(environ, "TARS_ROUTER_HISTORY", 6, low=0, high=40),
-                   env_bool(environ, "TARS_ROUTER_STREAM", True))
+def stuck(now: float, busy_since: float | None, deadline: float | None,
+          after: float) -> str | None:
+    """Why a loop is stuck: on one event since ``busy_since``, or past ``deadline``, for
+    longer than ``after`` seconds; None while it keeps up."""
+    if busy_since is not None and now - busy_since > after:
+        return f"the conversation loop has been on one event for {now - busy_since:.0f} s"
+    if deadline is not None and now - deadline > after:
+        return f"the conversation loop missed a deadline by {now - deadline:.0f} s"
+    return None
 
 
 class Conversation:
@@ -120,8 +107,10 @@ class Conversation:
     piece)``, ``("answer", turn, reply|None[, action|None])`` and ``("timeout",)``.
     """
 
-    def __init__(self, settings: RouterSettings = RouterSettings()) -> None:
-        self.settings = settings
+    def __init__(self, settings: RouterSettings | None = None, *,
+                 tally: Tally | None = None) -> None:
+        self.settings = settings or RouterSettings()
+        self.tally = tally or Tally()  # pieces it ignored: ``late_pieces``, ``stale_pieces``
         self.state = "idle"
         self.deadline: float | None = None
         self.turn = 0  # which LLM answer is awaited
@@ -156,8 +145,8 @@ class Conversation:
                 return [*out, self._ask(event[1], now)]
             return out + self._say(str(said))
         answer = self.answer
-        if kind == "delta" and answer is not None and event[1] == answer.turn:
-            return self._said(answer.delta(event[2], event[3]), now)
+        if kind == "delta":
+            return self._piece(event[1], event[2], event[3], now)
         if kind == "answer" and answer is not None and event[1] == answer.turn \
                 and not answer.done:
             reply, action = event[2], event[3] if len(event) > 3 else None
@@ -174,6 +163,18 @@ class Conversation:
             log.warning("%s timed out: back to idle", self.state)
             return self._new_turn() + self._go("idle", now)
         return []
+
+    def _piece(self, turn: int, seq: int, piece: str, now: float) -> list[Action]:
+        """A streamed piece: said if it is of the answer still coming. QoS 0 pieces travel
+        apart from the QoS 1 reply, so one may come after it: never said twice."""
+        answer = self.answer
+        if answer is None or turn != answer.turn:
+            self.tally.add("stale_pieces")  # of an answer no longer awaited
+            return []
+        if answer.done:
+            self.tally.add("late_pieces")  # the whole reply came first and was said
+            return []
+        return self._said(answer.delta(seq, piece), now)
 
     def _new_turn(self) -> list[Action]:
         """Older answers and utterances are stale from now on; one still coming is stopped."""

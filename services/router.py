@@ -1,11 +1,10 @@
 """tars-router: the conversation (:mod:`services.conversation`) on the asyncio client.
 
-Subscribes ``wake/event``, ``stt/final``, ``tts/status`` and ``llm/stream``; handlers only
-queue the machine's events, one loop feeds them (and the deadlines) to
-:class:`Conversation` and carries its actions out: ``system/state`` (retained),
-``movement/command``, ``movement/stop``, ``tts/say``, ``tts/control``, ``llm/cancel``, and
-``llm/request`` as a request whose streamed pieces are said sentence by sentence; no first
-piece (or reply) within ``TARS_ROUTER_LLM_TIMEOUT`` says the fallback sentence.
+Handlers only queue the machine's events (``wake/event``, ``stt/final``, ``tts/status``,
+``llm/stream``); one loop feeds them and the deadlines to :class:`Conversation` and
+carries its actions out: ``system/state`` (retained), ``movement/command``,
+``movement/stop``, ``tts/say``, ``tts/control``, ``llm/cancel``, and ``llm/request`` as a
+request whose streamed pieces are said sentence by sentence.
 """
 
 from __future__ import annotations
@@ -21,18 +20,10 @@ from tars_mqtt import Message, PublishError, PublishHandle, RequestTimeout
 from tars_mqtt.aio import AsyncMQTTClient
 
 from . import topics as t
-from .common import UNSENDABLE, Tally
-from .conversation import (
-    Action,
-    AskLLM,
-    Conversation,
-    Publish,
-    RouterSettings,
-    event_from,
-    llm_reply,
-)
+from .common import UNSENDABLE, Tally, publish, unsent
+from .conversation import Action, AskLLM, Conversation, Publish, event_from, llm_reply, stuck
+from .router_settings import RouterSettings
 from .runtime import AsyncService, run_async
-from .text import clean
 
 __all__ = ["Router", "main", "setup"]
 
@@ -47,11 +38,11 @@ class Router:
     def __init__(self, client: AsyncMQTTClient, settings: RouterSettings, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.client, self.settings, self._clock = client, settings, clock
-        self.machine = Conversation(settings)
         self.tally = Tally()
+        self.machine = Conversation(settings, tally=self.tally)
         self.events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue(EVENT_BACKLOG)
         self._busy_since: float | None = None  # when the loop took the event it is on
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks: set[asyncio.Task[None]] = set()  # the question being asked (at most one)
         self.first_words: dict[int, asyncio.Event] = {}  # turn -> its first piece came
         topics = (t.WAKE_EVENT, t.STT_FINAL, t.TTS_STATUS) + ((t.LLM_STREAM,) if
                                                               settings.stream else ())
@@ -83,52 +74,44 @@ class Router:
 
     def liveness(self) -> str | None:
         """Why the conversation loop is stuck: on one event, or past a deadline, too long."""
-        now, busy, deadline = self._clock(), self._busy_since, self.machine.deadline
-        if busy is not None and now - busy > STUCK_AFTER:
-            return f"the conversation loop has been on one event for {now - busy:.0f} s"
-        if deadline is not None and now - deadline > STUCK_AFTER:
-            return f"the conversation loop missed a deadline by {now - deadline:.0f} s"
-        return None
+        return stuck(self._clock(), self._busy_since, self.machine.deadline, STUCK_AFTER)
+
+    async def close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        log.info("router stopped; counts %s", self.tally.as_dict())
 
     def _perform(self, actions: list[Action]) -> None:
         """Hand the actions over; never waits for the broker (a slow ack must not hold up
         the one loop, nor a loop held up stall the client's inbound side)."""
         for action in actions:
             if isinstance(action, AskLLM):
+                for older in self.tasks:  # a new question makes the older ones stale: no
+                    older.cancel()  # pile of requests waiting out their timeouts
                 task = asyncio.create_task(self._ask(action))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
                 continue
-            spec = action.spec
-            try:
-                handle = self.client.sync.publish_event(spec.name, spec.event_type, action.data,
-                                                        qos=spec.qos, retain=spec.retain)
-            except UNSENDABLE as exc:  # the loop goes on whatever one message does
-                self._unsent(spec.name, exc)
-                continue
-            handle.add_done_callback(self._settled)
+            handle = publish(self.client.sync, action.spec, action.data, tally=self.tally)
+            if handle is not None:  # else logged and counted: the loop goes on regardless
+                handle.add_done_callback(self._settled)
 
     def _settled(self, handle: PublishHandle) -> None:
         """On the client's thread once the broker answered: a refusal is logged and counted."""
         try:
             handle.wait(0)
         except PublishError as exc:
-            self._unsent(handle.topic, exc)
-
-    def _unsent(self, topic: str, exc: Exception) -> None:
-        log.warning("not sent to %s (#%d): %s", topic, self.tally.add("unsent"), clean(str(exc)))
+            unsent(self.tally, handle.topic, exc)
 
     async def _ask(self, ask: AskLLM) -> None:
         """Ask; the first piece must come within the LLM timeout, the reply within the
         answer timeout. No answer (or one with ``error``) is fed back as None."""
         reply, action = None, None
-        data: dict[str, Any] = {"text": ask.text, "turn": ask.turn, "session": ask.session}
-        if ask.history:
-            data["history"] = list(ask.history)
         first = self.first_words[ask.turn] = asyncio.Event()
         asking = asyncio.ensure_future(self.client.request(
-            t.LLM_REQUEST.name, t.LLM_REQUEST.event_type, data, self.settings.answer_timeout,
-            reply_topic=t.LLM_RESPONSE.name))
+            t.LLM_REQUEST.name, t.LLM_REQUEST.event_type, ask.data(),
+            self.settings.answer_timeout, reply_topic=t.LLM_RESPONSE.name))
         started = asyncio.ensure_future(first.wait())
         try:
             await asyncio.wait({asking, started}, timeout=self.settings.llm_timeout,
@@ -142,7 +125,7 @@ class Router:
             log.warning("%s: the fallback is spoken", exc)
             self._perform([Publish(t.LLM_CANCEL, {"session": ask.session})])
         except UNSENDABLE as exc:
-            log.warning("llm request failed: %s", clean(str(exc)))
+            unsent(self.tally, t.LLM_REQUEST.name, exc)
         finally:  # the answer always goes back; a full backlog drops it (the deadline ends
             asking.cancel()  # the turn then)
             started.cancel()
@@ -154,14 +137,7 @@ class Router:
 def setup(client: AsyncMQTTClient) -> AsyncService:
     """The router on ``client``: TARS_ROUTER_* timeouts (RouterSettings)."""
     router = Router(client, RouterSettings.from_env())
-
-    async def close() -> None:
-        for task in list(router.tasks):
-            task.cancel()
-        await asyncio.gather(*router.tasks, return_exceptions=True)
-        log.info("router stopped; counts %s", router.tally.as_dict())
-
-    return AsyncService(main=router.run, close=close, liveness=router.liveness)
+    return AsyncService(main=router.run, close=router.close, liveness=router.liveness)
 
 
 def main() -> int:

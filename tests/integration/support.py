@@ -56,12 +56,15 @@ class Recorder:
         return self.wait_many(topic, 1, timeout, after, sender, **fields)[0]
 
     def wait_many(self, topic: str, count: int, timeout: float = TIMEOUT, after: int = 0,
-                  sender: str | None = None, **fields: Any) -> list[Message]:
-        """The first ``count`` messages :meth:`wait` would match, once that many came."""
+                  sender: str | None = None, correlate: str | None = None,
+                  **fields: Any) -> list[Message]:
+        """The first ``count`` messages :meth:`wait` would match (correlated to
+        ``correlate`` when given), once that many came."""
         def match(m: Message) -> bool:
             return (m.topic == topic and isinstance(m.data, dict)
                     and (sender is None or (m.envelope is not None
                                             and m.envelope.source == sender))
+                    and (correlate is None or m.correlate == correlate)
                     and all(m.data.get(k) == v for k, v in fields.items()))
 
         found: list[Message] = []

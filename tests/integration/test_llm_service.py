@@ -71,9 +71,12 @@ def test_streams_in_order_then_one_answer_with_persona_and_memory_in_the_prompt(
                  history=[{"role": "user", "content": "hello"},
                           {"role": "assistant", "content": "Hello."}, {"role": "evil"}])
     assert answer.data == {"reply": "Your cat is Tom. He is nice."}
-    stream = deltas(rec, answer.correlate)
+    # The reply came on the request's own subscription; the pieces (QoS 0) reach the
+    # recorder's on their own time, possibly after it: wait for them, do not assume.
+    stream = [m.data for m in rec.wait_many("llm/stream", 7, correlate=answer.correlate)]
     assert [d["seq"] for d in stream] == list(range(7))  # every piece, in order, counted
     assert "".join(d["delta"] for d in stream) == answer.data["reply"]
+    assert len(deltas(rec, answer.correlate)) == 7  # and no more
     [req] = server.requests
     system = req.body["messages"][0]["content"]
     assert "You are TARS" in system and "humor 75%" in system

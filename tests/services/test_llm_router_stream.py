@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services import topics as t
 from services.conversation import FALLBACK, AskLLM, Conversation, Publish, RouterSettings
@@ -147,3 +149,43 @@ def test_spoken_answer_never_repeats_what_was_said() -> None:
     assert answer.delta(0, "Yes. And") == ["Yes."]
     assert answer.finish("No, something else entirely.") == []  # differs: not said twice
     assert answer.delta(1, " more. ") == []  # after the end
+
+
+def test_pieces_that_come_after_the_whole_reply_are_counted_and_never_said_twice(
+        conv: Conversation) -> None:
+    """Pieces (QoS 0, llm/stream) and the reply (QoS 1, the request's reply topic) travel on
+    different subscriptions: under load the reply can be handled first."""
+    a = ask(conv, "tell me about cats")
+    assert says(conv.handle(("delta", a.turn, 0, "Cats purr. "), 1.0)) == ["Cats purr."]
+    assert says(conv.handle(("answer", a.turn, "Cats purr. They sleep. A lot."), 1.1)) == [
+        "They sleep.", "A lot."]  # the reply overtook pieces 1 and 2
+    assert says(conv.handle(("delta", a.turn, 1, "They sleep. "), 1.2)) == []
+    assert conv.handle(("delta", a.turn, 2, "A lot."), 1.3) == []
+    assert conv.tally["late_pieces"] == 2
+    b = ask(conv, "and dogs?", 2.0)
+    assert says(conv.handle(("answer", b.turn, "Dogs bark."), 2.1)) == ["Dogs bark."]
+    assert conv.handle(("delta", b.turn, 0, "Dogs bark."), 2.2) == []  # before any piece
+    assert conv.handle(("delta", a.turn, 3, "More. "), 2.3) == []  # of an older answer
+    assert (conv.tally["late_pieces"], conv.tally["stale_pieces"]) == (3, 1)
+
+
+words = st.sampled_from(["Yes", "no", "3.5", "cats", "purr", "!", "?", ".", " ", "\n", ". "])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(words, min_size=1, max_size=4).map("".join), min_size=1, max_size=8),
+       st.data())
+def test_whatever_the_order_of_pieces_and_reply_each_sentence_is_said_once_in_order(
+        pieces: list[str], data: st.DataObject) -> None:
+    conv = Conversation(SETTINGS)
+    a = ask(conv, "talk")
+    reply = "".join(pieces)
+    events: list[tuple[Any, ...]] = [("delta", a.turn, n, p) for n, p in enumerate(pieces)]
+    events.insert(data.draw(st.integers(0, len(events)), label="reply at"),
+                  ("answer", a.turn, reply))
+    said = [s for event in events for s in says(conv.handle(event, 1.0))]
+    whole, rest = split_sentences(reply)
+    expected = whole + ([rest.strip()] if rest.strip() else [])
+    assert said == (expected or [FALLBACK])
+    late = len(events) - 1 - events.index(("answer", a.turn, reply))
+    assert conv.tally["late_pieces"] == late

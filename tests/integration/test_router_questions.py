@@ -1,0 +1,54 @@
+"""The router's asyncio shell in this process, on a real mosquitto: what it keeps per question.
+
+A flood of transcripts (any login allowed on ``stt/final`` can send one) while no LLM
+answers must not pile up requests that each wait out their timeout: a new question makes
+the older ones stale, so the router asks one question at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from services.router import Router
+from services.router_settings import RouterSettings
+from tars_mqtt import MQTTClient, MQTTConfig
+from tars_mqtt.aio import AsyncMQTTClient
+
+from .support import Recorder
+
+QUESTIONS = 30
+
+
+@pytest.mark.timeout(60)
+def test_a_flood_of_questions_leaves_one_request_waiting(
+        make_config: Callable[..., MQTTConfig], make_client: Callable[..., MQTTClient]) -> None:
+    rec = Recorder(make_client())
+    settings = RouterSettings(llm_timeout=30, thinking=40, answer_timeout=40)
+
+    async def scene() -> None:
+        client = AsyncMQTTClient(make_config(client_id="router"))
+        router = Router(client, settings)  # subscribed before start, as the runtime does
+        async with client:
+            loop = asyncio.create_task(router.run())
+            try:
+                await asyncio.to_thread(rec.wait, "system/state", state="idle")
+                for n in range(QUESTIONS):
+                    rec.client.publish_event("stt/final", "stt.final",
+                                             {"text": f"question number {n}"})
+                asked = await asyncio.to_thread(rec.wait_many, "llm/request", QUESTIONS, 20)
+                assert asked[-1].data["text"] == f"question number {QUESTIONS - 1}"
+                await asyncio.to_thread(rec.wait_many, "llm/cancel", QUESTIONS - 1, 20)
+                async with asyncio.timeout(10):  # the superseded ones end at once
+                    while len(router.tasks) > 1:
+                        await asyncio.sleep(0.01)
+                assert len(router.tasks) == 1
+                assert list(router.first_words) == [router.machine.turn]  # the newest
+            finally:
+                loop.cancel()
+                await router.close()
+            assert not router.tasks
+
+    asyncio.run(scene())
