@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
-import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from hw import ServoRig
 from tars_mqtt import Message, MQTTClient
 
-from .common import Tally, env_float, publish, reply
-from .movement_logic import Verdict, handle
+from .common import Tally, env_float, publish, reply, reply_topic_for, request_id
+from .movement_logic import DEFAULT_MAX_AGE, Verdict, handle, status_data
+from .movement_motion import Motions
 from .runtime import Service, run
 from .text import clean, shown
 from .topics import MOVEMENT_COMMAND, MOVEMENT_STATUS, MOVEMENT_STOP, check_payload
@@ -31,130 +29,89 @@ __all__ = ["RESULT_TYPE", "Movement", "Verdict", "handle", "main", "setup"]
 
 log = logging.getLogger("tars.movement")
 RESULT_TYPE = "movement.result"  # the reply to a command sent as a request
-_SLACK = 5.0  # seconds a motion may overrun twice its planned time before it counts as wedged
-DEFAULT_MAX_AGE = 30.0  # seconds a command stays valid ($TARS_MOVEMENT_MAX_AGE)
 
 
 class Movement:
-    """The service: subscriptions, the motion thread, status and replies.
+    """The handlers: decide on each command, hand motions to :class:`Motions`, answer.
 
-    Its state (``_running``, the job) changes only once the step that can fail is done:
-    a motion starts only after its ``started`` status went out, and the motion thread
-    survives anything a job does.
+    Its state (the running motion) changes only once the step that can fail is done: a
+    motion starts only after its ``started`` status went out.
     """
 
     def __init__(self, client: MQTTClient, rig: ServoRig, *,
                  clock: Callable[[], float] = time.monotonic,
                  max_age: float = DEFAULT_MAX_AGE) -> None:
-        self.client, self.rig, self.max_age = client, rig, max_age
-        self.tally = Tally()
-        self._clock = clock
-        self._lock = threading.Lock()  # the running job, and the order of status events
-        self._running: tuple[str, float] | None = None  # (action, when it must have ended)
-        self._idle = threading.Condition(self._lock)
-        self._stop = threading.Event()
-        self._closed = False
-        self._jobs: queue.Queue[tuple[Message, Verdict] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._motions, name="tars-movement-motion",
-                                        daemon=True)
+        self.client, self.rig, self.max_age, self.tally = client, rig, max_age, Tally()
+        self.motions = Motions(rig, self._ended, clock=clock)
+        self._stopped_at = float("-inf")  # when the last stop was sent: commands before it
         client.subscribe(MOVEMENT_COMMAND.name, self.on_command, qos=MOVEMENT_COMMAND.qos)
         client.subscribe(MOVEMENT_STOP.name, self.on_stop, qos=MOVEMENT_STOP.qos)
-        self._thread.start()
 
     def on_command(self, msg: Message) -> None:
-        if msg.envelope is None:
+        if msg.envelope is None:  # answered when MQTT 5 properties say to whom
             n = self.tally.add("malformed")
             log.warning("malformed command #%d ignored: %s", n, msg.decode_error)
+            if request_id(msg) is not None:
+                self._answer(msg, "rejected", "", error=clean(f"not an envelope"
+                                                              f" ({msg.decode_error})"))
             return
-        with self._lock:
-            verdict = handle(msg.data, busy=self._running is not None, rig=self.rig,
-                             age=time.time() - msg.envelope.ts, max_age=self.max_age)
+        with self.motions.lock:
+            verdict = handle(msg.data, busy=self.motions.busy, rig=self.rig,
+                             age=time.time() - msg.envelope.ts, max_age=self.max_age,
+                             stopped=msg.envelope.ts <= self._stopped_at)
             if verdict.event == "run":
                 if not self._answer(msg, "started", verdict.action, final=False):
                     log.warning("%r not run: its start could not be reported", verdict.action)
                     return
-                planned = sum(frame.duration for frame in verdict.frames)
-                self._running = (verdict.action, self._clock() + 2 * planned + _SLACK)
-                self._stop.clear()
-                self._jobs.put((msg, verdict))
+                self.motions.start(msg, verdict)
                 return
             self.tally.add(verdict.event)
             log.info("%s %s: %s", verdict.event, verdict.action, verdict.error)
             self._answer(msg, verdict.event, verdict.action, error=verdict.error)
 
     def on_stop(self, msg: Message) -> None:
-        """Honoured whatever the payload (a stop must never be lost); bad ones are counted."""
+        """Honoured whatever the payload (a stop must never be lost); bad ones are counted.
+
+        It also stops what was sent before it and comes after it (commands and stops travel
+        on different subscriptions), or is being started meanwhile (set again, locked)."""
         if msg.envelope is None or check_payload(MOVEMENT_STOP, msg.data):
             self.tally.add("malformed")
-        self._stop.set()
-        with self._lock:
-            if self._running is None:  # nothing to preempt: acknowledge, holding still
+        self.motions.stop.set()  # at once: a running motion ends within one step
+        now = time.time()  # a stop dated in the future would refuse commands until then
+        sent = min(now, msg.envelope.ts) if msg.envelope is not None else now
+        with self.motions.lock:
+            self.motions.stop.set()
+            self._stopped_at = max(self._stopped_at, sent)
+            if not self.motions.busy:  # nothing to preempt: acknowledge, holding still
                 self._answer(msg, "stopped", "none", angles=self.rig.angles())
         reason = msg.data.get("reason", "-") if isinstance(msg.data, dict) else "-"
         log.info("stop requested: %s", shown(reason))
 
-    def _motions(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            try:
-                self._run(*job)
-            except Exception:  # nothing a job does may end this thread
-                log.exception("motion %r: the motion thread carries on", job[1].action)
-                with self._lock:
-                    self._running = None
-                    self._idle.notify_all()
-
-    def _run(self, msg: Message, verdict: Verdict) -> None:
-        error = None
-        try:
-            event = "completed" if self.rig.run_motion(verdict.frames, self._stop) \
-                else "stopped"
-        except Exception as exc:  # a hardware fault is reported, and the next motion runs
-            log.exception("motion %r failed", verdict.action)
-            event, error = "failed", clean(str(exc) or type(exc).__name__)
-        with self._lock:
-            self._running = None
-            self._idle.notify_all()
-            self.tally.add(event)
-            self._answer(msg, event, verdict.action, error=error, angles=self.rig.angles())
+    def _ended(self, msg: Message, event: str, action: str, error: str | None) -> None:
+        self.tally.add(event)
+        self._answer(msg, event, action, error=error, angles=self.rig.angles())
 
     def _answer(self, msg: Message, event: str, action: str, *, error: str | None = None,
                 angles: dict[str, float] | None = None, final: bool = True) -> bool:
         """Status (and for a request's last event, the reply); whether the status went out."""
-        data: dict[str, Any] = {"event": event, "action": action}
-        if error:
-            data["error"] = error
-        if angles is not None:
-            data["angles"] = {name: round(a, 2) for name, a in angles.items()}
-        correlate = msg.envelope.id if msg.envelope else None
-        sent = publish(self.client, MOVEMENT_STATUS, data, correlate, tally=self.tally)
-        if final and msg.reply_to:
+        data = status_data(event, action, error=error, angles=angles)
+        sent = publish(self.client, MOVEMENT_STATUS, data, request_id(msg), tally=self.tally)
+        if final and reply_topic_for(msg, MOVEMENT_STATUS) is not None:
             reply(self.client, msg, RESULT_TYPE, data, tally=self.tally)
+        elif final and msg.reply_to:  # another topic, a wildcard: the status must do
+            n = self.tally.add("unfollowed")
+            log.warning("reply_to %s not followed (#%d)", shown(msg.reply_to), n)
         return sent is not None
 
     def liveness(self) -> str | None:
-        """Why the motion thread is dead or wedged (a motion far past its planned end)."""
-        if self._closed:
-            return None
-        if not self._thread.is_alive():
-            return "the motion thread has died"
-        with self._lock:
-            running = self._running
-        if running is not None and self._clock() > running[1]:
-            return f"motion {running[0]!r} is still running long after its planned end"
-        return None
+        return self.motions.liveness()
 
     def halt(self, timeout: float = 5.0) -> None:
-        """Stop any motion and wait until it has reported ``stopped`` (at shutdown)."""
-        with self._idle:
-            self._stop.set()
-            self._idle.wait_for(lambda: self._running is None, timeout)
+        self.motions.halt(timeout)
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop any motion, end the motion thread, release the pins. Idempotent."""
-        self._closed = True
-        self._stop.set()
-        self._jobs.put(None)
-        self._thread.join(timeout)
+        self.motions.close(timeout)
         self.rig.close()
 
 

@@ -20,6 +20,7 @@ from tars_mqtt.testing import Broker
 from tests.services.test_sdnotify import NotifyListener
 
 from .support import ROOT, TIMEOUT, Recorder, Service, notify_env, raw_envelope, still_live
+from .test_request_reply import RawV5
 
 
 @pytest.fixture
@@ -127,7 +128,36 @@ def test_movement_survives_commands_it_cannot_answer(
     assert reply.data["event"] == "completed"  # the motion thread is alive
     still_live(listener)
     stop_cleanly(svc, rec)
-    assert "not sent to reply topic 'bad/+/topic'" in svc.log()
+    assert "reply_to 'bad/+/topic' not followed (#1)" in svc.log()
+
+
+@pytest.mark.timeout(60)
+def test_movement_rejects_a_broken_request_and_follows_no_foreign_reply_to(
+        start: Callable[..., Service], rec: Recorder, broker: Broker) -> None:
+    """A command whose envelope does not decode but whose MQTT 5 properties name a reply
+    topic gets ``rejected`` saying why (it used to get nothing: the asker waited out its
+    timeout); a ``reply_to`` of ``tts/say`` no longer makes movement speak there."""
+    svc = start("movement")
+    raw = RawV5(broker, "hostile-movement")
+    try:
+        raw.publish("movement/command", raw_envelope({"action": "w\ud800ve"}),
+                    correlation=b"c-1", response_topic="system/reply/hostile-movement")
+        answer = rec.wait("system/reply/hostile-movement")
+    finally:
+        raw.close()
+    assert answer.correlate == "c-1" and answer.data["event"] == "rejected"
+    assert "'data.action'" in answer.data["error"] and "UTF-8" in answer.data["error"]
+    assert rec.wait("movement/status", event="rejected").correlate == "c-1"
+    mark = rec.mark()
+    rec.client.publish_event("movement/command", "movement.command", {"action": "fly"},
+                             reply_to="tts/say").wait(5)
+    rec.wait("movement/status", after=mark, event="rejected", action="fly")
+    reply = rec.client.request("movement/command", "movement.command", {"action": "bow"},
+                               timeout=TIMEOUT)  # its own reply topic: answered
+    assert reply.data["event"] == "completed"
+    assert rec.on("tts/say") == []
+    stop_cleanly(svc, rec)
+    assert "reply_to 'tts/say' not followed" in svc.log()
 
 
 @pytest.mark.timeout(30)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -84,14 +85,14 @@ def test_a_motion_is_started_then_completed_with_its_angles(
         service: tuple[Movement, FakeClient], rig: ServoRig) -> None:
     svc, client = service
     cmd = message("movement/command", {"action": "pose", "params": {
-        "angles": {"left_arm": 30}, "duration": 0.1}}, reply_to="tars/reply/t")
+        "angles": {"left_arm": 30}, "duration": 0.1}}, reply_to="system/reply/t")
     svc.on_command(cmd)
     done = client.wait_for(lambda p: p.topic == STATUS and p.data["event"] == "completed")
     assert cmd.envelope is not None and done.correlate == cmd.envelope.id
     assert statuses(client, cmd.envelope.id) == ["started", "completed"]
     assert done.data["angles"]["left_arm"] == 30 == rig.angles()["left_arm"]
     assert all(check_payload(MOVEMENT_STATUS, p.data) == [] for p in client.on(STATUS))
-    [reply] = client.on("tars/reply/t")
+    [reply] = client.on("system/reply/t")
     assert (reply.event_type, reply.data["event"], reply.correlate) == (
         RESULT_TYPE, "completed", cmd.envelope.id)
 
@@ -131,11 +132,11 @@ def test_a_command_while_busy_gets_busy_not_queued(service: tuple[Movement, Fake
                                                    ) -> None:
     svc, client = service
     svc.on_command(message("movement/command", long_pose()))
-    second = message("movement/command", {"action": "wave"}, reply_to="tars/reply/t")
+    second = message("movement/command", {"action": "wave"}, reply_to="system/reply/t")
     svc.on_command(second)
     assert second.envelope is not None
     assert statuses(client, second.envelope.id) == ["busy"]
-    assert client.on("tars/reply/t")[0].data["event"] == "busy"
+    assert client.on("system/reply/t")[0].data["event"] == "busy"
     svc.on_stop(message("movement/stop", {}))
     client.wait_for(lambda p: p.data.get("event") == "stopped")
     assert svc.tally["busy"] == 1
@@ -222,18 +223,18 @@ def test_a_wildcard_reply_to_costs_the_reply_not_the_motion_thread(
     client.wait_for(lambda p: p.data.get("event") == "completed")
     busy = message("movement/command", {"action": "fly"}, reply_to="bad/#")  # on a worker
     svc.on_command(busy)
-    assert svc.tally["unsent"] == 2 and svc.liveness() is None
-    again = message("movement/command", pose, reply_to="tars/reply/t")
+    assert svc.tally["unfollowed"] == 2 and svc.liveness() is None
+    again = message("movement/command", pose, reply_to="system/reply/t")
     svc.on_command(again)
     assert again.envelope is not None
-    assert client.wait_for(lambda p: p.topic == "tars/reply/t").data["event"] == "completed"
+    assert client.wait_for(lambda p: p.topic == "system/reply/t").data["event"] == "completed"
 
 
 def test_liveness_names_a_dead_motion_thread(service: tuple[Movement, FakeClient]) -> None:
     svc, _ = service
     assert svc.liveness() is None
-    svc._jobs.put(None)  # what the thread dying looks like from outside: it is gone
-    svc._thread.join(5)
+    svc.motions._jobs.put(None)  # what the thread dying looks like from outside: it is gone
+    svc.motions._thread.join(5)
     assert svc.liveness() == "the motion thread has died"
 
 
@@ -254,3 +255,65 @@ def test_liveness_names_a_motion_far_past_its_planned_end(rig: ServoRig) -> None
     finally:
         release.set()
         svc.close()
+
+
+def test_a_reply_to_naming_another_topic_is_never_followed(
+        service: tuple[Movement, FakeClient]) -> None:
+    """A command is anyone's to send: its reply_to must not make the service publish on
+    tts/say or movement/command. The status still goes out, correlated."""
+    svc, client = service
+    for target in ("tts/say", "movement/command", "system/reply/a/b"):
+        cmd = message("movement/command", {"action": "fly"}, reply_to=target)
+        svc.on_command(cmd)
+        assert cmd.envelope is not None and statuses(client, cmd.envelope.id) == ["rejected"]
+    assert {p.topic for p in client.published} == {STATUS}
+    assert svc.tally["unfollowed"] == 3
+
+
+def test_a_command_that_is_no_envelope_is_rejected_where_it_can_be_answered(
+        service: tuple[Movement, FakeClient]) -> None:
+    svc, client = service
+    svc.on_command(garbage("movement/command"))  # no id at all: no one to answer
+    bad = dataclasses.replace(garbage("movement/command"), correlate="q-1",
+                              reply_to="system/reply/t")
+    svc.on_command(bad)
+    [status] = client.on(STATUS)
+    assert (status.data["event"], status.correlate) == ("rejected", "q-1")
+    assert "not an envelope (not JSON)" in status.data["error"]
+    assert client.on("system/reply/t")[0].data == status.data
+    assert svc.tally["malformed"] == 2
+
+
+def test_a_stop_sent_after_a_command_stops_it_whichever_is_handled_first(
+        service: tuple[Movement, FakeClient]) -> None:
+    """Commands and stops travel on different subscriptions (different workers)."""
+    svc, client = service
+    early = message("movement/command", long_pose())
+    svc.on_stop(message("movement/stop", {"reason": "later"}))  # handled first, sent after
+    svc.on_command(early)
+    assert early.envelope is not None and statuses(client, early.envelope.id) == ["rejected"]
+    assert "movement/stop sent after it" in client.on(STATUS)[-1].data["error"]
+
+    # A stop that comes while a command is being started (between its check and its
+    # hand-over to the motion thread) must not be undone by that hand-over.
+    started = threading.Event()
+    publish = client.publish_event
+
+    def hooked(*args: Any, **kwargs: Any) -> Published:
+        out = publish(*args, **kwargs)
+        if args[2].get("event") == "started" and not started.is_set():
+            started.set()
+            stopper.start()
+            while not svc.motions.stop.is_set():  # the stop got as far as the lock
+                threading.Event().wait(0.001)
+        return out
+
+    stopper = threading.Thread(target=svc.on_stop, args=(message("movement/stop", {}),))
+    client.publish_event = hooked  # type: ignore[method-assign]
+    late = message("movement/command", long_pose(duration=20))
+    svc.on_command(late)
+    stopper.join(5)
+    assert late.envelope is not None
+    client.wait_for(lambda p: p.correlate == late.envelope.id  # type: ignore[union-attr]
+                    and p.data["event"] != "started", timeout=5)
+    assert statuses(client, late.envelope.id) == ["started", "stopped"]
