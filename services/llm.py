@@ -24,11 +24,12 @@ from .llm_settings import LLMSettings
 from .persona import PersonaError, from_data
 from .runtime import AsyncService, run_async
 
-__all__ = ["LLMService", "main", "setup"]
+__all__ = ["LLMService", "admit", "main", "setup"]
 
 log = logging.getLogger("tars.llm")
 MAX_TEXT = 4000
-MAX_PEERS = 64
+MAX_PEERS = 64  # other clients' health kept; the robot's own services always are
+SERVICES = frozenset(n for spec in t.TABLE for n in spec.publishers | spec.subscribers)
 
 
 class LLMService:
@@ -80,11 +81,12 @@ class LLMService:
         data = msg.data
         if not msg.payload:  # a cleared retained health: that service is gone
             health.pop(name, None)
-        elif isinstance(data, dict) and isinstance(data.get("ok"), bool) and (
-                name in health or len(health) < MAX_PEERS):
+        elif not (isinstance(data, dict) and isinstance(data.get("ok"), bool)):
+            self._malformed(msg, ["health must be {ok: bool, event}"])
+        elif admit(health, name):
             health[name] = data["ok"]
         else:
-            self._malformed(msg, ["health must be {ok: bool, event}"])
+            self.tally.add("peers_ignored")
 
     async def on_character(self, msg: Message) -> None:
         wrong = problems(msg, t.CHARACTER_CURRENT)
@@ -112,6 +114,18 @@ class LLMService:
         n = self.tally.add("malformed")
         log.warning("malformed message #%d on %s ignored: %s", n, msg.topic,
                     "; ".join(wrong) or msg.decode_error or "not an envelope")
+
+
+def admit(health: dict[str, bool], name: str, limit: int = MAX_PEERS) -> bool:
+    """Whether ``name``'s health may be kept: the robot's services always; other clients
+    (every tool run under a new id leaves a retained health for ever) while fewer than
+    ``limit`` are kept, a new one taking the place of one that is down."""
+    if name in health or name in SERVICES or len(health) < limit:
+        return True
+    gone = next((n for n, ok in health.items() if not ok and n not in SERVICES), None)
+    if gone is not None:
+        del health[gone]
+    return gone is not None
 
 
 def setup(client: AsyncMQTTClient) -> AsyncService:
