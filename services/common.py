@@ -8,9 +8,12 @@ takes a row of that table. How a process runs is :mod:`services.runtime`'s.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from tars_mqtt import Message, MQTTClient, MQTTError, PublishHandle
@@ -23,8 +26,8 @@ if TYPE_CHECKING:  # the threaded services need not load the asyncio twin
     from tars_mqtt.aio import AsyncMQTTClient
 
 __all__ = [
-    "UNSENDABLE", "Tally", "answer", "env_bool", "env_float", "env_int", "problems", "publish",
-    "reply", "reply_topic_for", "request_id", "unsent",
+    "UNSENDABLE", "StepTimer", "Tally", "answer", "env_bool", "env_float", "env_int",
+    "problems", "publish", "reply", "reply_topic_for", "request_id", "unsent",
 ]
 
 log = logging.getLogger("tars")
@@ -133,6 +136,30 @@ class Tally:
     def as_dict(self) -> dict[str, int]:
         with self._lock:
             return dict(self._counts)
+
+
+class StepTimer:
+    """How long a thread has been in the one step that must end (a render, a recognition),
+    so its liveness can tell a wedged thread (alive, and never to do anything again) from
+    an idle one."""
+
+    def __init__(self, limit: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self._clock = limit, clock
+        self._since: float | None = None
+
+    @contextlib.contextmanager
+    def step(self) -> Iterator[None]:
+        self._since = self._clock()
+        try:
+            yield
+        finally:
+            self._since = None
+
+    def late(self) -> float | None:
+        """Seconds the current step has taken, when that is over ``limit``; else None."""
+        since = self._since
+        taken = None if since is None else self._clock() - since
+        return taken if taken is not None and taken > self.limit else None
 
 
 def reply_topic_for(msg: Message, spec: TopicSpec) -> str | None:

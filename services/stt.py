@@ -20,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from tars_mqtt import Message, MQTTClient
 
 from .audio_in import Piece, Source, source_from_env
-from .common import Tally, env_float, env_int, problems, publish
+from .common import StepTimer, Tally, env_float, env_int, problems, publish
 from .runtime import Service, run
 from .stt_endpoint import Endpointer, EndpointSettings, MuteGate
 from .stt_engines import RATE, Recognizer, VoiceActivity, recognizer_from_env
@@ -29,6 +29,7 @@ from .topics import STT_FINAL, STT_PARTIAL, TTS_STATUS
 __all__ = ["Listener", "main", "setup"]
 
 log = logging.getLogger("tars.stt")
+STUCK_AFTER = 120.0  # seconds one recognition may take before the listener counts as wedged
 
 
 class Listener:
@@ -50,6 +51,7 @@ class Listener:
         self._partials = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tars-stt-partial")
         self._partial: Future[None] | None = None
         self._lock = threading.Lock()  # the gate: the handler writes, the thread reads
+        self._recognising = StepTimer(STUCK_AFTER)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._listen, name="tars-stt-listen", daemon=True)
         client.subscribe(TTS_STATUS.name, self.on_status, qos=TTS_STATUS.qos)
@@ -75,6 +77,13 @@ class Listener:
 
     def alive(self) -> bool:
         return self._thread.is_alive() or self._stop.is_set()
+
+    def liveness(self) -> str | None:
+        """Why the listening thread is dead, or wedged in an engine that never returns."""
+        if not self.alive():
+            return "the listening thread has died"
+        late = self._recognising.late()
+        return None if late is None else f"one recognition has taken {late:.0f} s"
 
     def close(self) -> None:
         self._stop.set()
@@ -144,7 +153,8 @@ class Listener:
         self._said += 1
         self._utterance += 1
         try:
-            heard = self.recognizer.recognize(audio)
+            with self._recognising.step():
+                heard = self.recognizer.recognize(audio)
         except Exception:  # the engine is foreign code: one utterance lost, not the service
             n = self.tally.add("engine_failed")
             log.exception("recognition #%d failed", n)
@@ -169,10 +179,7 @@ def setup(client: MQTTClient, environ: Mapping[str, str] = os.environ) -> Servic
         listener.close()
         log.info("stt stopped; counts %s", listener.tally.as_dict())
 
-    def liveness() -> str | None:
-        return None if listener.alive() else "the listening thread has died"
-
-    return Service(close=close, liveness=liveness)
+    return Service(close=close, liveness=listener.liveness)
 
 
 def main() -> int:

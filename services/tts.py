@@ -105,11 +105,7 @@ def setup(client: MQTTClient, environ: Mapping[str, str] = os.environ) -> Servic
         speaker.player.close()
         log.info("tts stopped; counts %s", speaker.tally.as_dict())
 
-    def liveness() -> str | None:
-        return None if speaker.player.alive() else "the player thread has died"
-
-    return Service(stopping=speaker.player.halt, close=close,
-                   liveness=liveness)
+    return Service(stopping=speaker.player.halt, close=close, liveness=speaker.player.liveness)
 
 
 def main() -> int:

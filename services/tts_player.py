@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from .audio import Pcm
 from .audio_out import Sink
-from .common import Tally
+from .common import StepTimer, Tally
 from .tts_engines import Engine, SpeechError
 from .tts_queue import SpeechQueue, Status, Utterance
 from .tts_text import split_sentences
 
-__all__ = ["CHUNK_SECONDS", "Player"]
+__all__ = ["CHUNK_SECONDS", "STUCK_AFTER", "Player"]
 
 log = logging.getLogger("tars.tts")
 CHUNK_SECONDS = 0.02  # how often playback looks for a stop or a pause
+STUCK_AFTER = 60.0  # seconds one sentence's rendering or one chunk may take: wedged beyond
 
 
 class Player:
@@ -30,8 +32,10 @@ class Player:
     so they go out in the order they happened)."""
 
     def __init__(self, engine: Engine, sink: Sink, announce: Callable[[list[Status]], None],
-                 *, limit: int = 20, tally: Tally | None = None) -> None:
+                 *, limit: int = 20, tally: Tally | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.engine, self.sink, self.announce = engine, sink, announce
+        self._timer = StepTimer(STUCK_AFTER, clock)  # a render or a chunk written
         self.queue = SpeechQueue(limit)
         self.tally = tally or Tally()
         self._cond = threading.Condition()
@@ -62,6 +66,13 @@ class Player:
 
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    def liveness(self) -> str | None:
+        """Why the player is dead, or wedged in an engine or a sound card that hangs."""
+        if not self._thread.is_alive():
+            return None if self._closing else "the player thread has died"
+        late = self._timer.late()
+        return None if late is None else f"the player has waited {late:.0f} s on one sentence"
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop speaking (announcing it), end the thread. Idempotent."""
@@ -123,7 +134,8 @@ class Player:
                         self.sink.close(cut=True)
                         return
                     muted = self.queue.muted
-                self.sink.write(bytes(len(chunk)) if muted else chunk)
+                with self._timer.step():
+                    self.sink.write(bytes(len(chunk)) if muted else chunk)
         self.sink.close()
 
     def _current(self, generation: int) -> bool:
@@ -134,7 +146,8 @@ class Player:
 
     def _result(self, utt: Utterance, pending: Future[Pcm]) -> Pcm | None:
         try:
-            return pending.result()
+            with self._timer.step():
+                return pending.result()
         except SpeechError as exc:
             n = self.tally.add("render_failed")
             log.warning("sentence #%d of %r not rendered: %s", n, utt.utt_id, exc)

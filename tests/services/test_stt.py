@@ -14,7 +14,8 @@ import pytest
 from services.audio import BadAudio, Pcm, decode_wav, encode_wav, resample
 from services.audio_in import Piece, Spool, Stream, source_from_env
 from services.audio_render import user_line
-from services.stt import Listener
+from services.common import StepTimer
+from services.stt import STUCK_AFTER, Listener
 from services.stt_endpoint import Endpointer, EndpointSettings, MuteGate
 from services.stt_engines import Whisper, recognizer_from_env
 from services.stt_grammar import Heard, build_grammar, choose, command_phrases
@@ -214,3 +215,49 @@ def test_an_engine_that_raises_loses_one_utterance_not_the_listener() -> None:
     listener._take(Piece("end", "x.wav", recording=True))
     assert listener.tally["engine_failed"] == 1 and client.on("stt/final") == []
     listener.close()
+
+
+def test_an_engine_that_never_returns_makes_the_listener_report_itself_wedged() -> None:
+    """The listening thread stays alive inside a recognition that hangs: only the time
+    that recognition has taken tells the watchdog that nothing will be heard any more."""
+    entered, release = threading.Event(), threading.Event()
+
+    class Hanging(FakeRecognizer):
+        def recognize(self, pcm: bytes) -> Heard | None:
+            entered.set()
+            release.wait(10)
+            return super().recognize(pcm)
+
+    client = FakeClient()
+    listener = Listener(client, Hanging(), Spool.__new__(Spool), {})
+    now = [0.0]
+    listener._recognising = StepTimer(STUCK_AFTER, clock=lambda: now[0])
+    listener.alive = lambda: True  # type: ignore[method-assign]  # fed by hand, not its thread
+    assert listener.liveness() is None
+    def utterance() -> None:
+        for kind, data in (("begin", b""), ("audio", user_line("stop").data), ("end", b"")):
+            listener._take(Piece(kind, "x.wav", data, recording=True))
+
+    hear = threading.Thread(target=utterance)
+    hear.start()
+    try:
+        assert entered.wait(10) and listener.liveness() is None
+        now[0] += STUCK_AFTER + 1
+        assert listener.liveness() == "one recognition has taken 121 s"
+    finally:
+        release.set()
+        hear.join(10)
+    assert listener.liveness() is None and client.on("stt/final")
+    listener.close()
+
+
+def test_a_step_timer_says_only_how_late_the_current_step_is() -> None:
+    now = [10.0]
+    timer = StepTimer(5.0, clock=lambda: now[0])
+    assert timer.late() is None
+    with timer.step():
+        now[0] += 5.0
+        assert timer.late() is None
+        now[0] += 1.0
+        assert timer.late() == 6.0
+    assert timer.late() is None

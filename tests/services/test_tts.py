@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -13,7 +14,7 @@ from services.audio import Pcm, decode_wav
 from services.audio_out import Pacer, WavDir, sink_from_env
 from services.tts import utterance_from
 from services.tts_engines import Espeak, Piper, SpeechError, engine_from_env
-from services.tts_player import Player
+from services.tts_player import STUCK_AFTER, Player
 from services.tts_queue import QueueFull, SpeechQueue, Status, Utterance
 from services.tts_text import split_sentences
 from tars_mqtt import ConfigError
@@ -261,3 +262,44 @@ def test_piper_is_wired_to_the_voice_file_and_its_pace(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="piper-tts is not installed"):
         Piper(model, loader=missing)
+
+
+def test_an_engine_that_hangs_makes_the_player_report_itself_wedged() -> None:
+    """The player thread stays alive while a render never returns (a stuck voice model):
+    only the time it has waited shows that nothing will be said any more."""
+    now = [100.0]
+    entered, release = threading.Event(), threading.Event()
+
+    class Hanging(FakeEngine):
+        def render(self, text: str, voice: str | None = None,
+                   rate: float | None = None) -> Pcm:
+            entered.set()
+            release.wait(10)
+            return super().render(text, voice, rate)
+
+    ended = threading.Event()
+
+    def announce(found: list[Status]) -> None:
+        if any(s.event == "speaking_end" for s in found):
+            ended.set()
+
+    sink = GatedSink()
+    player = Player(Hanging(), sink, announce, clock=lambda: now[0])
+    player.start()
+    try:
+        player.say(Utterance("u", "Hello."))
+        assert entered.wait(5) and player.liveness() is None
+        deadline = time.monotonic() + 5  # until the player thread waits on that render
+        while player._timer._since is None:
+            assert time.monotonic() < deadline, "the player never waited on the render"
+            threading.Event().wait(0.001)
+        now[0] += STUCK_AFTER + 1
+        assert "waited 61 s on one sentence" in (player.liveness() or "")
+        release.set()
+        for _ in range(5):
+            sink.gate.release()
+        assert ended.wait(5) and player.liveness() is None
+    finally:
+        release.set()
+        player.close()
+    assert player.liveness() is None  # closed: not dead
