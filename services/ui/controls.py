@@ -25,6 +25,7 @@ from .protocol import Command, result_frame
 __all__ = ["Controls"]
 
 log = logging.getLogger("tars.ui")
+MAX_WAITS = 16  # answers one page awaits at once; STOP is never rate-limited, so bound them
 # (state, text) when a message answers a control; state is working, done or failed
 Match = Callable[[str, dict[str, Any]], tuple[str, str] | None]
 
@@ -64,15 +65,18 @@ class Controls:
             spec, data = t.TTS_SAY, {"text": cmd.text, "utt_id": utt}
             match, silence = _speech(utt), "sent; no speech service said it spoke"
         wait = _Wait(conn, cmd, match, self.clock() + self.answer_timeout, silence)
-        self._waits.append(wait)  # before publishing: the answer may come at once
+        watched = sum(w.conn is conn for w in self._waits) < MAX_WAITS
+        if watched:
+            self._waits.append(wait)  # before publishing: the answer may come at once
         try:
             await self.client.publish_event(spec.name, spec.event_type, data, qos=spec.qos,
                                             retain=spec.retain)
         except MQTTError as exc:
-            self._waits.remove(wait)
+            if wait in self._waits:
+                self._waits.remove(wait)
             self._answer(conn, cmd, "failed", f"not sent: {exc}")
             return
-        if wait in self._waits:
+        if wait in self._waits or not watched:
             self._answer(conn, cmd, "sent", f"sent on {spec.name}")
 
     async def _move(self, conn: Connection, cmd: Command) -> None:
