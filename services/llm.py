@@ -23,6 +23,7 @@ from .llm_http import endpoint_name
 from .llm_settings import LLMSettings
 from .persona import PersonaError, from_data
 from .runtime import AsyncService, run_async
+from .text import shown
 
 __all__ = ["LLMService", "admit", "main", "setup"]
 
@@ -73,7 +74,8 @@ class LLMService:
             return
         assert msg.envelope is not None
         n = self.answers.cancel(data.get("request"), data.get("session"), msg.envelope.ts)
-        log.info("cancel %s: %d answer(s) stopped", data, n)
+        log.info("cancel of request %s, session %s: %d answer(s) stopped",
+                 shown(data.get("request")), shown(data.get("session")), n)
 
     async def on_health(self, msg: Message) -> None:
         name = msg.topic.rsplit("/", 1)[-1]

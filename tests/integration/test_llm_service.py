@@ -148,12 +148,16 @@ def test_hostile_requests_get_an_error_answer_or_are_counted(
     rec.wait("llm/stream", after=rec.messages.index(first))
     assert "busy" in ask(rec, "second").data["error"]  # one stream at a time here
     client.publish_event("llm/cancel", "llm.cancel", {"session": "nobody"}).wait(5)
+    client.publish_event("llm/cancel", "llm.cancel", {  # neither floods nor forges the log
+        "session": "x\n2026-01-01 00:00:00,000 tars.llm ERROR forged", "pad": "A" * 50_000}
+                         ).wait(5)
     client.publish_event("llm/cancel", "llm.cancel", {}).wait(5)
     rec.wait("llm/response", after=mark, reply="slow" * 40)  # the first one was not harmed
     stop_cleanly(llm, rec)
     log = llm.log()
     assert "malformed message #1 on llm/request" in log
     assert "llm/cancel: name a request or a session" in log
+    assert "\n2026-01-01" not in log and "A" * 1000 not in log and len(log) < 40_000
 
 
 @pytest.mark.timeout(60)
