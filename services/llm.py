@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 import httpx
 
@@ -30,6 +31,7 @@ __all__ = ["LLMService", "admit", "main", "setup"]
 log = logging.getLogger("tars.llm")
 MAX_TEXT = 4000
 MAX_PEERS = 64  # other clients' health kept; the robot's own services always are
+_CLIENT_ID = re.compile(r"[\w.:-]{1,64}", re.ASCII)
 SERVICES = frozenset(n for spec in t.TABLE for n in spec.publishers | spec.subscribers)
 
 
@@ -85,6 +87,8 @@ class LLMService:
             health.pop(name, None)
         elif not (isinstance(data, dict) and isinstance(data.get("ok"), bool)):
             self._malformed(msg, ["health must be {ok: bool, event}"])
+        elif not _CLIENT_ID.fullmatch(name):  # it would be said aloud ("which are running")
+            self._malformed(msg, [f"{shown(name)} is no client id"])
         elif admit(health, name):
             health[name] = data["ok"]
         else:

@@ -45,3 +45,15 @@ def test_admit_bounds_other_clients_and_replaces_one_that_is_down() -> None:
     assert admit(kept, "t0", limit=3) and admit(kept, "router", limit=3)
     kept["t1"] = False
     assert admit(kept, "t9", limit=3) and "t1" not in kept
+
+
+def test_a_health_topic_that_is_no_client_id_is_refused() -> None:
+    service = LLMService(Stub(), LLMSettings.from_env({}))  # type: ignore[arg-type]
+
+    async def feed() -> None:
+        for name in ("x\nERROR forged", "a" * 65, "two words", "ok-id_1.b:2"):
+            await service.on_health(health(name, True))
+
+    asyncio.run(feed())
+    assert list(service.answers.health) == ["ok-id_1.b:2"]
+    assert service.tally["malformed"] == 3
