@@ -171,3 +171,19 @@ def still_live(listener: NotifyListener, name: str = "the service") -> None:
     wedged = [m for m in listener.seen if m.get("STATUS", "").startswith("wedged")]
     assert wedged == [], f"{name}: {wedged}"
 
+
+
+def raw_request(broker: Broker, rec: Recorder, topic: str, data: Any,
+                correlation: str) -> Message:
+    """Send ``data`` in a raw envelope (:func:`raw_envelope`) as a plain MQTT 5 client would,
+    its reply topic and correlation data in the MQTT 5 properties; the reply that comes."""
+    from tests.integration.test_request_reply import RawV5
+
+    name = f"raw-{uuid.uuid4().hex[:8]}"
+    raw = RawV5(broker, name)
+    try:
+        raw.publish(topic, raw_envelope(data), correlation=correlation.encode(),
+                    response_topic=f"system/reply/{name}")
+        return rec.wait(f"system/reply/{name}")
+    finally:
+        raw.close()

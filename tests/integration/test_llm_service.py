@@ -17,8 +17,7 @@ import pytest
 from tars_mqtt import Message, MQTTClient
 from tars_mqtt.testing import Broker
 from tests.integration import test_services as shared
-from tests.integration.support import raw_envelope
-from tests.integration.test_request_reply import RawV5
+from tests.integration.support import raw_request
 from tests.integration.test_services import Recorder, Service, stop_cleanly
 from tests.support.openai_server import OpenAIServer, Reply, running
 
@@ -215,13 +214,7 @@ def test_a_request_that_is_no_envelope_is_answered_where_its_properties_say(
         start: Callable[..., Service], rec: Recorder, llm_env: dict[str, str],
         broker: Broker) -> None:
     llm = start("llm", **llm_env)
-    raw = RawV5(broker, "hostile-llm")
-    try:
-        raw.publish("llm/request", raw_envelope({"text": "hi \ud800"}),
-                    correlation=b"q-7", response_topic="system/reply/hostile-llm")
-        answer = rec.wait("system/reply/hostile-llm")
-    finally:
-        raw.close()
+    answer = raw_request(broker, rec, "llm/request", {"text": "hi \ud800"}, "q-7")
     assert answer.correlate == "q-7" and answer.data["reply"] == ""
     assert "'data.text'" in answer.data["error"] and "UTF-8" in answer.data["error"]
     assert ask(rec, "what is your name").data["reply"]  # it answers on

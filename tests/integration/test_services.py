@@ -19,8 +19,16 @@ from tars_mqtt import MQTTClient, MQTTConfig
 from tars_mqtt.testing import Broker
 from tests.services.test_sdnotify import NotifyListener
 
-from .support import ROOT, TIMEOUT, Recorder, Service, notify_env, raw_envelope, still_live
-from .test_request_reply import RawV5
+from .support import (
+    ROOT,
+    TIMEOUT,
+    Recorder,
+    Service,
+    notify_env,
+    raw_envelope,
+    raw_request,
+    still_live,
+)
 
 
 @pytest.fixture
@@ -138,13 +146,7 @@ def test_movement_rejects_a_broken_request_and_follows_no_foreign_reply_to(
     topic gets ``rejected`` saying why (it used to get nothing: the asker waited out its
     timeout); a ``reply_to`` of ``tts/say`` no longer makes movement speak there."""
     svc = start("movement")
-    raw = RawV5(broker, "hostile-movement")
-    try:
-        raw.publish("movement/command", raw_envelope({"action": "w\ud800ve"}),
-                    correlation=b"c-1", response_topic="system/reply/hostile-movement")
-        answer = rec.wait("system/reply/hostile-movement")
-    finally:
-        raw.close()
+    answer = raw_request(broker, rec, "movement/command", {"action": "w\ud800ve"}, "c-1")
     assert answer.correlate == "c-1" and answer.data["event"] == "rejected"
     assert "'data.action'" in answer.data["error"] and "UTF-8" in answer.data["error"]
     assert rec.wait("movement/status", event="rejected").correlate == "c-1"
