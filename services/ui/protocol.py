@@ -24,6 +24,8 @@ import ujson
 from hw import MOTION_NAMES
 from tars_mqtt.topics import validate_filter
 
+from ..text import clean, encodable
+
 __all__ = [
     "CONTROLS", "MAX_FRAME", "MAX_TEXT", "BadFrame", "Budget", "Command", "error_frame",
     "parse", "result_frame",
@@ -66,6 +68,9 @@ def parse(frame: str) -> Command:
         raise BadFrame("not JSON") from None
     if not isinstance(value, dict):
         raise BadFrame(f"a frame must be a JSON object, got {type(value).__name__}")
+    for key, item in value.items():  # "\ud800" is JSON, but echoed or sent on it raises
+        if not encodable(key) or isinstance(item, str) and not encodable(item):
+            raise BadFrame(f"{clean(key, 20)!r} is not valid UTF-8 text")
     op = value.get("op")
     if op not in _OPS:
         shown = op if isinstance(op, str) else type(op).__name__

@@ -155,6 +155,29 @@ def test_bad_frames_are_answered_and_counted_and_the_page_stays(
     run(scenario())
 
 
+def test_text_no_encoder_can_send_is_refused_and_the_page_and_the_bus_go_on(
+        make_config: Callable[..., MQTTConfig]) -> None:
+    """A lone surrogate escape is valid JSON: a say holding one once raised on the way to
+    the bus (the page got no answer), and echoing it back broke that page's frames."""
+    async def scenario() -> None:
+        with bus(make_config(), "tools") as tools:
+            rec = Recorder(tools)
+            async with serving(make_config(client_id="ui")) as ui, page(ui) as p:
+                await p.wait("hello")
+                await p.send('{"op": "say", "id": "y1", "text": "hi \\ud800"}')
+                await p.send('{"op": "stop", "id": "\\udfff"}')
+                await until(lambda: len([f for f in p.frames if f["kind"] == "error"]) == 2)
+                errors = [f["error"] for f in p.frames if f["kind"] == "error"]
+                assert errors == ["'text' is not valid UTF-8 text",
+                                  "'id' is not valid UTF-8 text"]
+                await p.send({"op": "say", "id": "y2", "text": "Still here"})
+                await p.wait("result", id="y2", state="sent")
+                await until(lambda: bool(rec.on("tts/say")))
+                assert not p.ws.closed
+            assert [d["text"] for d in rec.on("tts/say")] == ["Still here"]
+    run(scenario())
+
+
 def test_an_oversize_frame_closes_the_socket_with_1009(
         make_config: Callable[..., MQTTConfig]) -> None:
     async def scenario() -> None:

@@ -56,6 +56,9 @@ def test_parse_accepts_each_command(frame: str, command: Command) -> None:
     ('{"op": "filter", "topic": "a/#/b"}', "'#' must be a whole, last level"),
     ('{"op": "filter", "topic": "a/b+"}', "'+' must be a whole level"),
     ('{"op": "filter", "topic": "#", "heartbeats": "yes"}', "a boolean 'heartbeats'"),
+    ('{"op": "say", "text": "hi \\ud800"}', "'text' is not valid UTF-8 text"),
+    ('{"op": "stop", "id": "\\udfff"}', "'id' is not valid UTF-8 text"),
+    ('{"op": "stop", "\\ud800": 1}', "'\\\\ud800' is not valid UTF-8 text"),
 ])
 def test_parse_refuses_bad_frames_naming_what_is_wrong(frame: str, says: str) -> None:
     with pytest.raises(BadFrame) as caught:
