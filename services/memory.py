@@ -13,11 +13,11 @@ import asyncio
 import logging
 from typing import Any
 
-from tars_mqtt import ConfigError, Message, MQTTError
+from tars_mqtt import ConfigError, Message
 from tars_mqtt.aio import AsyncMQTTClient
 
 from . import topics as t
-from .common import Tally, answer, problems
+from .common import UNSENDABLE, Tally, answer, problems
 from .memory_settings import MemorySettings, load_persona
 from .memory_store import MemoryStore, StoreError, Turn
 from .persona import PersonaError, save
@@ -105,7 +105,7 @@ class MemoryService:
         try:
             await self.client.publish_event(spec.name, spec.event_type, self.persona.to_data(),
                                             qos=spec.qos, retain=spec.retain)
-        except MQTTError as exc:
+        except UNSENDABLE as exc:
             log.warning("persona not published: %s", exc)
 
     async def run(self) -> None:
@@ -134,7 +134,7 @@ class MemoryService:
         for problem in found:
             try:
                 await self.client.publish_health(True, "error", problem)
-            except MQTTError as exc:
+            except UNSENDABLE as exc:
                 log.warning("health not published: %s", exc)
 
     def _bad(self, msg: Message, spec: t.TopicSpec) -> str:

@@ -15,10 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tars_mqtt import Message, MQTTError, RequestTimeout
+from tars_mqtt import Message, RequestTimeout
 from tars_mqtt.aio import AsyncMQTTClient
 
 from .. import topics as t
+from ..common import UNSENDABLE
 from .hub import Connection, encode
 from .protocol import Command, result_frame
 
@@ -71,7 +72,7 @@ class Controls:
         try:
             await self.client.publish_event(spec.name, spec.event_type, data, qos=spec.qos,
                                             retain=spec.retain)
-        except MQTTError as exc:
+        except UNSENDABLE as exc:
             if wait in self._waits:
                 self._waits.remove(wait)
             self._answer(conn, cmd, "failed", f"not sent: {exc}")
@@ -89,7 +90,7 @@ class Controls:
         except RequestTimeout:
             self._answer(conn, cmd, "no answer", "no answer: is movement running?")
             return
-        except MQTTError as exc:
+        except UNSENDABLE as exc:
             self._answer(conn, cmd, "failed", f"not sent: {exc}")
             return
         data = reply.data if isinstance(reply.data, dict) else {}
