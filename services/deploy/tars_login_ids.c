@@ -81,13 +81,13 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 	if(is_owner(user)){
 		if(id == NULL || strcmp(id, user) != 0){
 			mosquitto_log_printf(MOSQ_LOG_WARNING,
-				"tars_login_ids: refused login '%s' asking for client id '%s': it may only be '%s'",
+				"tars_login_ids: refused login '%s' asking for client id '%.128s': it may only be '%s'",
 				user, id ? id : "", user);
 			return MOSQ_ERR_AUTH;
 		}
 	}else if(is_owner(id)){
 		mosquitto_log_printf(MOSQ_LOG_WARNING,
-			"tars_login_ids: refused login '%s' asking for client id '%s', which belongs to login '%s'",
+			"tars_login_ids: refused login '%.128s' asking for client id '%s', which belongs to login '%s'",
 			user ? user : "(anonymous)", id, id);
 		return MOSQ_ERR_AUTH;
 	}
