@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the demo and the tests need, idempotently: mosquitto (and its C clients),
+# Installs what the demo and the tests need, idempotently: mosquitto (and its C clients,
+# and what building its plugin takes: gcc and the mosquitto headers),
 # chromium and its chromedriver, espeak-ng (the robot's voice, and the demo's users) and
 # rabbitmq-server (for the tests on a second broker only)
 # from Debian's packages when missing, a venv in .venv, and this project with its dev extras.
@@ -11,6 +12,10 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=
 command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)  # the bench's C peer
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need_apt+=(python3-venv); fi
+# tars-install builds the broker plugin that ties client ids to logins (the tests run it)
+command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
+[ -f /usr/include/mosquitto_broker.h ] || need_apt+=(mosquitto-dev)
+[ -f /usr/include/mosquitto.h ] || need_apt+=(libmosquitto-dev)
 new_rabbit=0
 if ! [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then need_apt+=(rabbitmq-server); new_rabbit=1; fi
 # the web view's browser tests drive Debian's chromium through its chromedriver

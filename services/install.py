@@ -4,6 +4,7 @@ Writes under ``--root`` (``/`` on the robot, any directory for an image or a tes
 
     etc/tars/<user>.env, <user>.password         one login per bus user (passwords kept)
     etc/mosquitto/conf.d/tars.conf, tars.acl, tars.passwd
+    usr/lib/tars/tars_login_ids.c, .so             the broker plugin: client ids belong to logins
     etc/systemd/system/tars-*.service, tars.target  (+ the .wants/ symlinks that enable them)
     usr/lib/sysusers.d/tars.conf, usr/lib/tmpfiles.d/tars.conf  (the tars user, file owners)
 
@@ -16,10 +17,7 @@ restart mosquitto when its files changed); the commands are planned by the pure
 from __future__ import annotations
 
 import argparse
-import base64
 import grp
-import hashlib
-import hmac
 import os
 import pwd
 import secrets
@@ -33,6 +31,8 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
+from services import login_ids
+from services.passwords import hash_password, passwd_text, password_matches
 from tars_mqtt import ConfigError, MQTTConfig
 
 __all__ = [
@@ -57,7 +57,6 @@ PASSWD_FILE = "/etc/mosquitto/tars.passwd"
 ACL_FILE = "/etc/mosquitto/tars.acl"
 SYSUSERS = "usr/lib/sysusers.d/tars.conf"
 TMPFILES = "usr/lib/tmpfiles.d/tars.conf"
-_PBKDF2_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes ($7$ = PBKDF2-SHA512)
 
 
 class InstallError(Exception):
@@ -86,6 +85,8 @@ class BrokerSettings:
     max_queued: int = 0  # no limit: the broker never drops what it acknowledged
     max_inflight: int = 20
     tls: TLSListener | None = None
+    plugin: str = "/" + login_ids.LIBRARY  # tars_login_ids: which login may use which id
+    logins: tuple[str, ...] = (*SERVICES, *PEERS)  # own their ids; any other login may not use them
 
 
 @dataclass
@@ -121,7 +122,8 @@ def broker_conf(settings: BrokerSettings) -> str:
     text = _render("mosquitto.conf.in", password_file=settings.password_file,
                    acl_file=settings.acl_file, max_queued=str(settings.max_queued),
                    max_inflight=str(settings.max_inflight),
-                   port=str(settings.port), bind=settings.bind, tls_block=tls)
+                   port=str(settings.port), bind=settings.bind, tls_block=tls,
+                   plugin=login_ids.config_lines(settings.plugin, settings.logins))
     return text.replace(" \n", "\n")  # "listener 8883 " when bound to every interface
 
 
@@ -152,39 +154,6 @@ def wanted_by(unit: str) -> list[str]:
     return targets
 
 
-def hash_password(password: str, *, salt: bytes | None = None) -> str:
-    """mosquitto's ``$7$`` hash (PBKDF2-SHA512, 101 rounds, 12-byte salt), as mosquitto_passwd."""
-    salt = secrets.token_bytes(12) if salt is None else salt
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode("utf-8"), salt, _PBKDF2_ITERATIONS)
-    return (f"$7${_PBKDF2_ITERATIONS}${base64.b64encode(salt).decode()}"
-            f"${base64.b64encode(digest).decode()}")
-
-
-def password_matches(password: str, hashed: str) -> bool:
-    """Whether a ``$7$`` hash (ours or mosquitto_passwd's) is of ``password``."""
-    parts = hashed.split("$")
-    if len(parts) != 5 or parts[1] != "7":
-        return False
-    try:
-        rounds, salt, digest = int(parts[2]), base64.b64decode(parts[3]), base64.b64decode(parts[4])
-    except ValueError:
-        return False
-    ours = hashlib.pbkdf2_hmac("sha512", password.encode("utf-8"), salt, rounds)
-    return hmac.compare_digest(ours, digest)
-
-
-def passwd_text(passwords: dict[str, str], existing: str = "") -> str:
-    """The broker's password file; an existing line that still matches is kept as it is."""
-    old = dict(line.split(":", 1) for line in existing.splitlines() if ":" in line)
-    lines = []
-    for user, password in passwords.items():
-        hashed = old.get(user, "")
-        if not password_matches(password, hashed):
-            hashed = hash_password(password)
-        lines.append(f"{user}:{hashed}")
-    return "\n".join(lines) + "\n"
-
-
 def host_commands(changed: Sequence[str], *, user_exists: bool,
                   gpio_exists: bool) -> list[list[str]]:
     """What ``--root /`` must run after writing the files that ``changed``."""
@@ -198,7 +167,7 @@ def host_commands(changed: Sequence[str], *, user_exists: bool,
                          "tars"])
     commands.append(["systemd-tmpfiles", "--create", f"/{TMPFILES}"])
     commands.append(["systemctl", "daemon-reload"])
-    if any(path.startswith("etc/mosquitto/") for path in changed):
+    if any(path.startswith(("etc/mosquitto/", "usr/lib/tars/")) for path in changed):
         commands.append(["systemctl", "restart", "mosquitto.service"])
     return commands
 
@@ -273,7 +242,8 @@ def install(root: Path, *, prefix: str = DEFAULT_PREFIX, enable: bool = True,
         tls_ca: ``MQTT_TLS_CA`` for the env files (needed when ``url`` is mqtts://).
 
     Raises:
-        InstallError: a bad option or a missing unit file.
+        InstallError: a bad option, a missing unit file, or no compiler or mosquitto
+            headers to build the broker plugin (the message names the Debian packages).
     """
     broker = broker or BrokerSettings()
     url = url or f"mqtt://127.0.0.1:{broker.port}"
@@ -290,6 +260,7 @@ def install(root: Path, *, prefix: str = DEFAULT_PREFIX, enable: bool = True,
     tree.write(PASSWD_FILE, passwd_text(passwords, old), 0o600)
     tree.write(ACL_FILE, _template("tars.acl"), 0o600)
     tree.write("etc/mosquitto/conf.d/tars.conf", broker_conf(broker), 0o644)
+    _plugin(tree)
     tree.write(SYSUSERS, _template("sysusers.conf"), 0o644)
     tree.write(TMPFILES, _template("tmpfiles.conf"), 0o644)
     source = units_dir()
@@ -299,6 +270,18 @@ def install(root: Path, *, prefix: str = DEFAULT_PREFIX, enable: bool = True,
         for target in wanted_by(text) if enable else []:
             tree.link(f"etc/systemd/system/{target}.wants/{name}", f"/etc/systemd/system/{name}")
     return report
+
+
+def _plugin(tree: _Tree) -> None:
+    """The login-ids plugin: its source, and a build when the source changed or none exists."""
+    tree.write(login_ids.SOURCE, login_ids.source_text(), 0o644)
+    library = tree.path(login_ids.LIBRARY)
+    if login_ids.SOURCE in tree.report.changed or not library.is_file():
+        try:
+            login_ids.build(tree.path(login_ids.SOURCE), library)
+        except login_ids.BuildError as exc:
+            raise InstallError(str(exc)) from None
+        tree.report.changed.append(login_ids.LIBRARY)
 
 
 def _check(prefix: str, url: str, tls_ca: str | None) -> None:

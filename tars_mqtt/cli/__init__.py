@@ -10,7 +10,7 @@
 
 Every command reads ``MQTT_URL`` and friends (see :class:`~tars_mqtt.MQTTConfig`), takes
 the connection options (``--url``, ``--username``, ``--cafile``...) before or after the
-command name, connects as ``tars-mqtt-cli-<pid>`` with health and heartbeat off (the
+command name, connects as ``tars-mqtt-cli-<pid>-<random>`` with health and heartbeat off (the
 command is no service), and fails with one line on stderr. Exit codes: 0 fine; 1 the
 thing asked about failed (a client not ok or stale, no reply or a failed one, no ack, too
 few messages); 2 bad input, bad configuration or no broker.

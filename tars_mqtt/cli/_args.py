@@ -72,7 +72,7 @@ CONNECTION: tuple[Option, ...] = (
     Option(("-L", "--url"), "url", None, "broker URL: mqtt://, mqtts://, ws://, wss://"
            " (default $MQTT_URL, else mqtt://localhost:1883)", "URL"),
     Option(("-i", "--client-id"), "client_id", None,
-           "client id (default tars-mqtt-cli-<pid>; never $MQTT_CLIENT_ID)", "ID"),
+           "client id (default tars-mqtt-cli-<pid>-<random>; never $MQTT_CLIENT_ID)", "ID"),
     Option(("-u", "--username"), "username", None, "login name (default $MQTT_USERNAME)",
            "USER"),
     Option(("--password-file",), "password_file", None, "read the password from FILE"

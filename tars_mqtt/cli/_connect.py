@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
@@ -51,7 +52,7 @@ def config_for(args: argparse.Namespace, environ: Mapping[str, str] | None = Non
     elif "MQTT_USERNAME" in given and _environ_user(environ) not in (None, args.username):
         env.pop("MQTT_PASSWORD", None)  # another login: the environment's secret is not its
         env.pop("MQTT_PASSWORD_FILE", None)
-    client_id = args.client_id or f"tars-mqtt-cli-{os.getpid()}"
+    client_id = args.client_id or f"tars-mqtt-cli-{os.getpid()}-{secrets.token_hex(3)}"
     env.update(_FIXED, MQTT_CLIENT_ID=client_id)
     if args.client_id:
         given["MQTT_CLIENT_ID"] = "--client-id"

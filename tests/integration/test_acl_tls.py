@@ -63,6 +63,7 @@ def _settings(root: Path, cert: Path, key: Path) -> BrokerSettings:
     return BrokerSettings(port=free_port(), bind="127.0.0.1",
                           password_file=str(root / "etc/mosquitto/tars.passwd"),
                           acl_file=str(root / "etc/mosquitto/tars.acl"),
+                          plugin=str(root / "usr/lib/tars/tars_login_ids.so"),
                           tls=TLSListener(str(cert), str(key), port=free_port(),
                                           bind="127.0.0.1"))
 
@@ -179,24 +180,54 @@ def test_anonymous_clients_are_refused(robot_broker: RobotBroker) -> None:
         client.stop()
 
 
+def _refused(connect: Callable[..., MQTTClient], user: str, client_id: str) -> str:
+    with pytest.raises(ConnectError) as refused:
+        connect(user, MQTT_CLIENT_ID=client_id)
+    return refused.value.reason
+
+
 def test_no_login_can_take_over_another_logins_client_id(
         connect: Callable[..., MQTTClient], robot_broker: RobotBroker) -> None:
     """mosquitto disconnects the older of two clients with one id (and fires its will).
-    With ids tied to logins, a wake or tools login asking for "movement" gets its own."""
+    With ids tied to logins, a wake or tools login asking for "movement" is refused."""
     movement, router = connect("movement"), connect("router")
     commands = Inbox(movement, "movement/command")
     seen = len(robot_broker.log_path.read_text(errors="replace"))
-    impostors = [connect("wake", MQTT_CLIENT_ID="movement"),
-                 connect("tools", MQTT_CLIENT_ID="movement")]
-    with pytest.raises(PublishError, match="Not authorized"):  # nor can it speak as one
-        impostors[0].publish_health(False, "error", "forged").wait(5)
+    assert _refused(connect, "wake", "movement") == "not_authorized"
+    assert _refused(connect, "tools", "movement") == "not_authorized"
     router.publish_event("movement/command", "movement.command", {"action": "marker"}).wait(5)
     assert commands.wait_for(lambda m: m.data == {"action": "marker"}), "movement went deaf"
     assert movement.is_connected and movement.stats().reconnects == 0
     log = robot_broker.log_path.read_text(errors="replace")[seen:]
     assert "Client movement already connected" not in log
-    assert "as wake (p5" in log and "as tools (p5" in log, log  # what the impostors became
+    assert "refused login 'tools' asking for client id 'movement', which belongs to login" \
+        " 'movement'" in log, log
     assert [m.data for m in commands.messages] == [{"action": "marker"}]
+
+
+def test_a_service_login_may_only_be_its_own_client_id(
+        connect: Callable[..., MQTTClient], robot_broker: RobotBroker) -> None:
+    """Otherwise a service's password could squat a tools client's id, or hide under
+    another name while the ACL's %u rules still follow its login."""
+    assert _refused(connect, "wake", "tars-mqtt-cli-1") == "not_authorized"
+    assert _refused(connect, "wake", "wake2") == "not_authorized"
+    assert connect("wake").is_connected  # its own name is fine
+
+
+def test_tools_clients_have_ids_of_their_own_and_do_not_replace_each_other(
+        connect: Callable[..., MQTTClient], robot_broker: RobotBroker) -> None:
+    """A mosquitto_sub watching while tars-mqtt sends: two tools clients at once."""
+    seen = len(robot_broker.log_path.read_text(errors="replace"))
+    watcher = connect("tools", MQTT_CLIENT_ID="tools-watch")
+    inbox = Inbox(watcher, "tts/say")
+    sender = connect("tools", MQTT_CLIENT_ID="tools-send")
+    sender.publish_event("tts/say", "tts.say", {"text": "both of us"}, qos=1).wait(5)
+    assert inbox.wait_for(lambda m: m.data == {"text": "both of us"})
+    assert watcher.is_connected and sender.is_connected
+    assert watcher.stats().reconnects == sender.stats().reconnects == 0
+    log = robot_broker.log_path.read_text(errors="replace")[seen:]
+    assert "as tools-watch (p5" in log and "as tools-send (p5" in log, log
+    assert "already connected" not in log
 
 
 BURST = 1500  # more than mosquitto's default max_queued_messages (1000)

@@ -174,7 +174,8 @@ def robot(tmp_path: Path) -> Iterator[tuple[Path, RobotBroker]]:
         acl.write(DEMO_ACL)
     settings = BrokerSettings(port=free_port(), bind="127.0.0.1",
                               password_file=str(root / "etc/mosquitto/tars.passwd"),
-                              acl_file=str(root / "etc/mosquitto/tars.acl"))
+                              acl_file=str(root / "etc/mosquitto/tars.acl"),
+                              plugin=str(root / "usr/lib/tars/tars_login_ids.so"))
     broker = RobotBroker(tmp_path / "broker", settings).start()
     yield root, broker
     broker.stop()

@@ -48,7 +48,7 @@ def snapshot(root: Path) -> dict[str, tuple[str, int, str]]:
         elif path.is_dir():
             tree[rel] = ("dir", mode, "")
         else:
-            tree[rel] = ("file", mode, path.read_text())
+            tree[rel] = ("file", mode, path.read_text(errors="replace"))
     return tree
 
 
@@ -166,8 +166,7 @@ def test_env_files_configure_the_client(tmp_path: Path) -> None:
 def test_broker_conf_with_tls() -> None:
     conf = broker_conf(BrokerSettings(tls=TLSListener("/c/server.crt", "/c/server.key")))
     assert "listener 1883 127.0.0.1\n" in conf
-    assert ("listener 8883\nuse_username_as_clientid true\ncertfile /c/server.crt\n"
-            "keyfile /c/server.key\n") in conf
+    assert "listener 8883\ncertfile /c/server.crt\nkeyfile /c/server.key\n" in conf
     assert "cafile" not in conf
     assert "listener 8883" not in broker_conf(BrokerSettings())
 
@@ -175,12 +174,51 @@ def test_broker_conf_with_tls() -> None:
 def test_broker_conf_ties_client_ids_to_logins_and_drops_nothing() -> None:
     conf = broker_conf(BrokerSettings(tls=TLSListener("/c/server.crt", "/c/server.key")))
     lines = [line for line in conf.splitlines() if line and not line.startswith("#")]
-    listeners = [i for i, line in enumerate(lines) if line.startswith("listener ")]
-    assert len(listeners) == 2
-    for i in listeners:  # a listener option: it must follow each listener line
-        assert lines[i + 1] == "use_username_as_clientid true", lines[i:i + 2]
+    first_listener = next(i for i, line in enumerate(lines) if line.startswith("listener "))
+    # global options: before the first listener, or mosquitto applies them to that listener
+    assert lines.index("plugin /usr/lib/tars/tars_login_ids.so") < first_listener
+    assert lines.index("plugin_opt_logins " + " ".join(SERVICES)) < first_listener
+    assert not any("use_username_as_clientid" in line for line in lines)
     assert {"max_queued_messages 0", "max_inflight_messages 20", "set_tcp_nodelay true",
             "allow_anonymous false"} <= set(lines)
+
+
+def test_the_plugin_is_built_once_and_again_when_its_source_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "root"
+    assert {"usr/lib/tars/tars_login_ids.c", "usr/lib/tars/tars_login_ids.so"} <= set(
+        install(root).changed)
+    library = root / "usr/lib/tars/tars_login_ids.so"
+    assert library.read_bytes()[:4] == b"\x7fELF" and stat.S_IMODE(library.stat().st_mode) == 0o644
+    assert install(root).changed == []
+    library.unlink()  # a failed build leaves none: the next run builds it
+    assert install(root).changed == ["usr/lib/tars/tars_login_ids.so"]
+    (root / "usr/lib/tars/tars_login_ids.c").write_text("/* edited */\n")
+    assert install(root).changed == ["usr/lib/tars/tars_login_ids.c",
+                                     "usr/lib/tars/tars_login_ids.so"]
+    assert host_commands(["usr/lib/tars/tars_login_ids.so"], user_exists=True,
+                         gpio_exists=True)[-1] == ["systemctl", "restart", "mosquitto.service"]
+
+
+def test_no_compiler_fails_naming_the_packages_to_install(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    assert main(["--root", str(tmp_path / "root")]) == 2
+    err = capsys.readouterr().err
+    assert "no C compiler" in err and "apt-get install gcc mosquitto-dev libmosquitto-dev" in err
+    assert not (tmp_path / "root/usr/lib/tars/tars_login_ids.so").exists()
+
+
+def test_missing_headers_fail_naming_the_packages_to_install(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_cc = tmp_path / "cc"  # a compiler that cannot find mosquitto_broker.h
+    fake_cc.write_text("#!/bin/sh\necho 'x.c:30:10: fatal error: mosquitto_broker.h: "
+                       "No such file or directory' >&2\nexit 1\n")
+    fake_cc.chmod(0o755)
+    monkeypatch.setenv("CC", str(fake_cc))
+    with pytest.raises(installer.InstallError, match="mosquitto plugin headers are missing"):
+        install(tmp_path / "root")
 
 
 def test_hash_matches_mosquitto_passwd(tmp_path: Path) -> None:
