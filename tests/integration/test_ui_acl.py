@@ -24,7 +24,8 @@ def robot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Robo
     install(root)
     settings = BrokerSettings(port=free_port(),
                               password_file=str(root / "etc/mosquitto/tars.passwd"),
-                              acl_file=str(root / "etc/mosquitto/tars.acl"))
+                              acl_file=str(root / "etc/mosquitto/tars.acl"),
+                              plugin=str(root / "usr/lib/tars/tars_login_ids.so"))
     broker = RobotBroker(tmp_path_factory.mktemp("broker"), settings).start()
     yield root, broker
     broker.stop()
