@@ -262,6 +262,9 @@ class Transport:
         ``accepted`` is False only when paho dropped it (QoS 0 while the link is down);
         QoS 1/2 messages are kept by paho and re-sent after a reconnect.
         """
+        if qos == 0 and not (self.v5 and (correlation or response_topic)):
+            mid = self.client.publish_qos0(topic, payload, retain)
+            return mid, mid != 0
         props = None
         if self.v5 and (correlation or response_topic):
             props = _properties(PacketTypes.PUBLISH)

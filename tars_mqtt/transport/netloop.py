@@ -115,10 +115,10 @@ class NetworkLoop:
             if left <= 0:
                 return
             select.select([self._wake_r], [], [], left)
+            self._woken = False
             self._drain()
 
     def _drain(self) -> None:
-        self._woken = False
         with contextlib.suppress(OSError):
             self._wake_r.recv(4096)
 
@@ -127,6 +127,7 @@ class NetworkLoop:
         sock = client._sock
         assert sock is not None
         ready = client.buffered()
+        self._woken = False  # before looking at the queue: a packet queued after it wakes us
         writing = [sock] if client._out_packet else []
         try:
             readable, _, _ = select.select([sock, self._wake_r], writing, [],
@@ -136,6 +137,10 @@ class NetworkLoop:
             return
         if self._wake_r in readable:
             self._drain()
+            # The threads that woke us most likely have more to queue: let them (until they
+            # block, or the interpreter's switch interval), then send it all in one write.
+            # Nobody else wakes us meanwhile: the flag is still set.
+            time.sleep(0)
         if ready or sock in readable:
             rc = client.read_some()
             self._after_read()

@@ -28,6 +28,7 @@ __all__ = ["OnAcked", "OnPublish", "WireClient"]
 _PUBLISH, _PUBACK, _DISCONNECT = 0x30, 0x40, 0xE0
 _READ = 65536  # bytes asked of the socket per read
 _WRITE = 65536  # bytes joined into one send
+_MAX_PAYLOAD = 268435455  # what MQTT's remaining length can carry, as paho checks it
 
 # topic (raw bytes), payload, qos, retain, mid, properties (None when the packet had none)
 OnPublish = Callable[[bytes, bytes, int, bool, int, "Properties | None"], None]
@@ -184,6 +185,33 @@ class WireClient(paho.Client):
         return rc
 
     # Writing ---------------------------------------------------------------------------
+    def publish_qos0(self, topic: str, payload: bytes, retain: bool) -> int:
+        """Queue a QoS 0 PUBLISH without properties; its mid, or 0 while there is no link.
+
+        What ``publish()`` does for it, without the ``MQTTMessageInfo`` (a lock and a
+        condition each) nobody here waits on. The topic was checked by the caller.
+        """
+        if len(payload) > _MAX_PAYLOAD:
+            raise ValueError("Payload too large.")
+        if self._sock is None:
+            return 0
+        name = topic.encode("utf-8")
+        mid = self._mid_generate()
+        packet = bytearray(b"\x31" if retain else b"\x30")
+        length = 2 + len(name) + len(payload) + self._v5
+        while True:
+            byte, length = length & 127, length >> 7
+            packet.append(byte | 128 if length else byte)
+            if not length:
+                break
+        packet += len(name).to_bytes(2, "big")
+        packet += name
+        if self._v5:
+            packet.append(0)  # no properties
+        packet += payload
+        self._packet_queue(_PUBLISH, packet, mid, 0)
+        return mid
+
     def _packet_queue(self, command: int, packet: bytes | bytearray, mid: int, qos: int,
                       info: paho.MQTTMessageInfo | None = None) -> MQTTErrorCode:
         """Queue only: the network thread sends (paho would write a wake-up byte per packet,
