@@ -20,10 +20,8 @@ of them backs off like one failed attempt on a single broker.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
-import socket
 import ssl
 import sys
 import threading
@@ -31,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -39,29 +37,25 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ..acks import DeliveryAcks, PubAck, SubAck
 from ..config import MQTTConfig
-from ..envelope import Inbound
 from ..errors import ConnectError
 from ..failover import BrokerRing
 from ..stats import Counters, suppressed
 from ..timing import Backoff
+from .codes import GIVE_UP, connect_error, describe_reason, no_mqtt5
+from .inbox import Inbox, OnMessage
 from .netloop import NetworkLoop
-from .probe import lacks_mqtt5, no_mqtt5, point_at, tls_context
+from .probe import lacks_mqtt5, point_at, tls_context
 from .wire import WireClient
 
 __all__ = ["Transport", "connect_error", "describe_reason"]
 
 log = logging.getLogger("tars_mqtt")
 
-# Reason codes that mean "your configuration is wrong": retrying only hammers the broker.
-_FATAL = {0x84: "refused", 0x85: "refused", 0x86: "bad_credentials", 0x87: "not_authorized",
-          0x8A: "refused", 0x8C: "bad_credentials"}
-_GIVE_UP = ("bad_credentials", "not_authorized", "protocol")  # retrying cannot fix these
 _DONE = PubAck()
 _STOP_TIMEOUT = 5.0  # seconds stop() gives the network thread to send DISCONNECT
 
 OnConnected = Callable[[bool], None]          # session_present
 OnDisconnected = Callable[[str], None]        # reason text
-OnMessage = Callable[[Inbound, list[int] | None], None]  # message, subscription ids (v5)
 OnBatch = Callable[[], None]                  # the messages of one read were all routed
 OnAck = Callable[[int, PubAck], None]
 OnSubAck = Callable[[int, SubAck], None]
@@ -69,42 +63,6 @@ OnSubAck = Callable[[int, SubAck], None]
 
 def _properties(packet_type: int) -> Properties:
     return Properties(packet_type)  # type: ignore[no-untyped-call]
-
-
-def describe_reason(code: Any) -> str:
-    name = code.getName() if hasattr(code, "getName") else str(code)
-    return f"{name} (0x{int(getattr(code, 'value', 0)):02x})"
-
-
-def _no_delay(sock: Any) -> None:
-    """Send each packet at once (TCP_NODELAY) on a TCP or TLS socket.
-
-    paho leaves Nagle on, which held small QoS 0 publishes back behind the broker's
-    delayed ACK: p99 14-18 ms, max ~45 ms at 1,000 msg/s on loopback, against 0.5 ms
-    and 2 ms with TCP_NODELAY (bench/RESULTS.md).
-    """
-    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def _read_properties(props: Properties | None
-                     ) -> tuple[str | None, str | None, list[int] | None]:
-    """Correlation data (as text), response topic and subscription ids of a PUBLISH."""
-    if props is None:
-        return None, None, None
-    raw_corr = getattr(props, "CorrelationData", None)
-    correlation = bytes(raw_corr).decode("utf-8", errors="replace") if raw_corr else None
-    return (correlation, getattr(props, "ResponseTopic", None),
-            getattr(props, "SubscriptionIdentifier", None))
-
-
-def connect_error(code: ReasonCode, host: str, port: int) -> ConnectError:
-    reason = _FATAL.get(code.value, "refused")
-    return ConnectError(
-        f"broker {host}:{port} refused the connection: {describe_reason(code)}",
-        reason=reason, reason_code=code.value,
-    )
 
 
 class Transport:
@@ -122,8 +80,7 @@ class Transport:
         self._rng = rng or random.Random()
         self._attempt = 0
         self._on_connected, self._on_disconnected = on_connected, on_disconnected
-        self._on_message, self._on_ack, self._on_suback = on_message, on_ack, on_suback
-        self._held: list[Inbound] = []  # read, routed, not yet handed to the dispatcher
+        self._on_ack, self._on_suback = on_ack, on_suback
         self.next_delay = 0.0  # seconds before the next connection attempt
         self.first_result = threading.Event()
         self.first_error: ConnectError | None = None
@@ -135,9 +92,12 @@ class Transport:
         self._ring = BrokerRing(config.brokers)
         self.client = self._build()
         self._acks = DeliveryAcks(self.client.ack)
-        self._on_batch = self._guard(on_batch or (lambda: None))
+        inbox = Inbox(self._acks, v5=self.v5, ack=self.client.ack, on_message=on_message,
+                      on_batch=self._guard(on_batch or (lambda: None)))
+        self.client.on_message = self._guard(inbox.from_message)
+        self.client.on_publish_packet = self._guard(inbox.from_packet)
         self._loop = NetworkLoop(self.client, name=f"tars-mqtt-net-{config.client_id}",
-                                 delay=lambda: self.next_delay, after_read=self._after_read)
+                                 delay=lambda: self.next_delay, after_read=inbox.after_read)
         self.set_will(will)
         if len(config.brokers) > 1:
             self._contexts = {b.url: tls_context(b) for b in config.brokers if b.tls}
@@ -155,33 +115,15 @@ class Transport:
         return self.broker.url if self.connected else ""
 
     def _build(self) -> WireClient:
-        cfg = self.config
-        client = WireClient(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=cfg.client_id,
-            protocol=paho.MQTTv5 if self.v5 else paho.MQTTv311,
-            transport=cfg.transport,
-            clean_session=None if self.v5 else cfg.starts_clean,
-            manual_ack=True,
-        )
-        if cfg.transport == "websockets":
-            client.ws_set_options(path=cfg.ws_path)
-        if cfg.tls:
-            client.tls_set(ca_certs=cfg.tls_ca, certfile=cfg.tls_cert, keyfile=cfg.tls_key)
-            client.tls_insecure_set(cfg.tls_insecure)
-        if cfg.username is not None:
-            client.username_pw_set(cfg.username, cfg.password)
+        client = WireClient.for_config(self.config)
         guard = self._guard
         client.on_connect = guard(self._handle_connect)
         client.on_connect_fail = guard(self._handle_connect_fail)
         client.on_disconnect = guard(self._handle_disconnect)
-        client.on_message = guard(self._handle_message)
         client.on_publish = guard(self._handle_publish)
         client.on_subscribe = guard(self._handle_subscribe)
         client.on_unknown_pubrel = guard(lambda mid: self._acks.unknown_pubrel(mid))
-        client.on_publish_packet = guard(self._handle_publish_packet)
         client.on_acked = guard(lambda mid: self._on_ack(mid, _DONE))
-        client.max_inflight_messages_set(20)  # paces bursts such as the offline flush
         return client
 
     def set_will(self, will: tuple[str, bytes] | None) -> None:
@@ -248,10 +190,7 @@ class Transport:
     def kick(self) -> None:
         """Drop a link that looks alive but carries nothing; paho then reconnects."""
         self._kicked = True
-        sock = self.client.socket()
-        if isinstance(sock, socket.socket):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        self.client.shut_down()
 
     # Traffic -------------------------------------------------------------------------
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool,
@@ -336,7 +275,7 @@ class Transport:
         if reason.is_failure:
             error = connect_error(reason, cfg.host, cfg.port)
             log.error("%s", error)
-            if error.reason in _GIVE_UP:
+            if error.reason in GIVE_UP:
                 self._give_up(error)
             else:
                 self._first_round(error)
@@ -344,7 +283,7 @@ class Transport:
         self._ring.connected()
         self._attempt = 0
         self._set_next_delay()
-        _no_delay(client.socket())
+        self.client.no_delay()
         self.connected = True
         self._acks.connected()
         try:
@@ -383,53 +322,6 @@ class Transport:
         elif not self._stopping:  # the wait for attempt 0 was set at CONNACK
             self._ring.lost()
             self._on_disconnected(describe_reason(reason))
-
-    # Messages (network thread): routed one by one, handed on per read ------------------
-    def _handle_publish_packet(self, topic: bytes, payload: bytes, qos: int, retain: bool,
-                               mid: int, props: Properties | None) -> None:
-        """A QoS 0/1 PUBLISH as the wire parsed it (no paho message object)."""
-        try:
-            text = topic.decode("utf-8")
-        except UnicodeDecodeError:  # not even routable: acknowledged, or it holds a slot
-            if qos:
-                self.client.ack(mid, qos)
-            raise
-        correlation, response_topic, sub_ids = _read_properties(props)
-        inbound = Inbound(text, payload, qos, retain, correlation, response_topic, mid=mid,
-                          link=self._acks.link, on_done=self._acks.settle if qos else None)
-        self._route(inbound, sub_ids)
-
-    def _handle_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
-        """A QoS 2 message after its PUBREL, the way paho hands it over."""
-        try:
-            inbound = self._inbound(msg)
-        except Exception:
-            if msg.qos:  # not even readable: acknowledged, or it would hold a slot for ever
-                client.ack(msg.mid, msg.qos)
-            raise
-        self._acks.received(inbound)
-        self._route(inbound, _read_properties(msg.properties if self.v5 else None)[2])
-
-    def _route(self, inbound: Inbound, sub_ids: list[int] | None) -> None:
-        self._held.append(inbound)  # released (the routing thread's hold) after the batch
-        self._on_message(inbound, sub_ids)
-
-    def _after_read(self) -> None:
-        held = self._held
-        if held:
-            self._held = []
-            try:
-                self._on_batch()
-            finally:
-                for inbound in held:
-                    inbound.release()
-
-    def _inbound(self, msg: paho.MQTTMessage) -> Inbound:
-        correlation, response_topic, _ = _read_properties(msg.properties if self.v5 else None)
-        qos = msg.qos
-        return Inbound(msg.topic, bytes(msg.payload), qos, bool(msg.retain),
-                       correlation, response_topic, mid=msg.mid, link=self._acks.link,
-                       on_done=self._acks.settle if qos else None)
 
     def _handle_publish(self, client: paho.Client, userdata: Any, mid: int,
                         reason: ReasonCode, properties: Any) -> None:

@@ -11,9 +11,8 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
 from ..config import MQTTConfig
-from ..errors import ConnectError
 
-__all__ = ["lacks_mqtt5", "no_mqtt5", "point_at", "tls_context"]
+__all__ = ["lacks_mqtt5", "point_at", "tls_context"]
 
 _PROBE_TIMEOUT = 3.0  # seconds for each CONNECT of the protocol check
 
@@ -39,12 +38,6 @@ def point_at(client: paho.Client, cfg: MQTTConfig, context: ssl.SSLContext | Non
     if cfg.transport == "websockets":
         client.ws_set_options(path=cfg.ws_path)
     client.username_pw_set(cfg.username, cfg.password)
-
-
-def no_mqtt5(host: str, port: int, how: str) -> ConnectError:
-    return ConnectError(f"broker {host}:{port} does not speak MQTT 5 ({how}; it answers"
-                        " MQTT 3.1.1): set MQTT_PROTOCOL=3.1.1", reason="protocol",
-                        reason_code=0x84)
 
 
 def lacks_mqtt5(cfg: MQTTConfig) -> bool:

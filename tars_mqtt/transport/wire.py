@@ -11,6 +11,8 @@ own code, fed the same ``_in_packet`` it would have built itself.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import struct
 import threading
 from collections.abc import Callable
@@ -18,10 +20,12 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt._packet import DECODE_ERRORS
-from paho.mqtt.enums import MQTTErrorCode, _ConnectionState
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, _ConnectionState
 from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+
+from ..config import MQTTConfig
 
 __all__ = ["OnAcked", "OnPublish", "WireClient"]
 
@@ -63,6 +67,42 @@ class WireClient(paho.Client):
         super().__init__(*args, **kwargs)
         self._rbuf = bytearray()
         self._v5 = self._protocol == paho.MQTTv5
+
+    @classmethod
+    def for_config(cls, cfg: MQTTConfig) -> WireClient:
+        """A client for broker ``cfg``: its protocol, transport, TLS and login."""
+        v5 = cfg.protocol == "5"
+        client = cls(callback_api_version=CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
+                     protocol=paho.MQTTv5 if v5 else paho.MQTTv311, transport=cfg.transport,
+                     clean_session=None if v5 else cfg.starts_clean, manual_ack=True)
+        if cfg.transport == "websockets":
+            client.ws_set_options(path=cfg.ws_path)
+        if cfg.tls:
+            client.tls_set(ca_certs=cfg.tls_ca, certfile=cfg.tls_cert, keyfile=cfg.tls_key)
+            client.tls_insecure_set(cfg.tls_insecure)
+        if cfg.username is not None:
+            client.username_pw_set(cfg.username, cfg.password)
+        client.max_inflight_messages_set(20)  # paces bursts such as the offline flush
+        return client
+
+    def no_delay(self) -> None:
+        """Send each packet at once (TCP_NODELAY) on a TCP or TLS socket.
+
+        paho leaves Nagle on, which held small QoS 0 publishes back behind the broker's
+        delayed ACK: p99 14-18 ms, max ~45 ms at 1,000 msg/s on loopback, against 0.5 ms
+        and 2 ms with TCP_NODELAY (bench/RESULTS.md).
+        """
+        sock = self._sock
+        if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def shut_down(self) -> None:
+        """End the link from any thread: the network thread then reads its end."""
+        sock = self._sock
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     # Reading ---------------------------------------------------------------------------
     def read_some(self) -> MQTTErrorCode:
