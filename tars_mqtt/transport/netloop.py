@@ -42,13 +42,14 @@ class NetworkLoop:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._woken = False  # a wake-up byte is on its way: no need for another
-        self._terminate = False
+        self._terminate = False  # end now, written or not
+        self._stopping = False  # end once paho's DISCONNECT is written
         self._ident: int | None = None
         self.thread: threading.Thread | None = None
         client.on_queued = self.wake
 
     def start(self) -> None:
-        self._terminate = False
+        self._terminate = self._stopping = False
         thread = self.thread = threading.Thread(target=self._main, name=self._name, daemon=True)
         self._client._thread = thread  # paho's own checks of "a thread runs me"
         thread.start()
@@ -68,9 +69,9 @@ class NetworkLoop:
     def stop(self, timeout: float) -> None:
         """Let the thread write paho's DISCONNECT and end; past ``timeout``, end it anyway."""
         thread = self.thread
+        self._stopping = True
         if thread is None or thread is threading.current_thread():
-            self._terminate = thread is not None
-            return
+            return  # on the thread itself: it writes the DISCONNECT once this callback ends
         self._woken = False
         self.wake()
         thread.join(timeout)
@@ -85,6 +86,8 @@ class NetworkLoop:
         try:
             self._connect()
             while not self._ended():
+                if self._stopping and client._state not in _ENDED:
+                    client.disconnect()  # a connection that came up while stop() ran
                 if client._sock is None:
                     self._sleep(self._delay())
                     if not self._ended():
