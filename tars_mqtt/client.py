@@ -18,7 +18,7 @@ from typing import Any, overload
 from . import runner
 from .config import MQTTConfig
 from .dedupe import Deduplicator
-from .dispatch import Dispatcher, Handler, Subscription
+from .dispatch import Dispatcher, Handler, Routed, Subscription
 from .envelope import Inbound, Message, encode_payload
 from .errors import ConnectError, MQTTError
 from .health import HEALTH_TYPE, health_data
@@ -57,11 +57,13 @@ class MQTTClient:
         self._transport = Transport(
             config, will=None, backoff=backoff, on_connected=self._on_connected,
             on_disconnected=self._on_disconnected, on_message=self._on_message,
+            on_batch=self._on_batch,
             on_ack=lambda mid, ack: self._outbox.acks.settle(mid, ack),
             on_suback=lambda mid, ack: self._subs.acks.settle(mid, ack), counters=self._counters,
         )
         self._subs = Subscriber(self._transport, ids=config.protocol == "5")
         self._routing = self._subs.table
+        self._routed: list[Routed] = []  # of the read under way, on the network thread
         self._outbox = Outbox(self._transport, self._counters, name=cid,
                               offline_limit=config.offline_queue)
         self._vitals = Vitals(config, link=self._transport, outbox=self._outbox,
@@ -277,10 +279,19 @@ class MQTTClient:
         log.warning("client %s lost the broker: %s", self.config.client_id, reason)
 
     def _on_message(self, inbound: Inbound, sub_ids: list[int] | None) -> None:
+        subs = self._routing.route(inbound, sub_ids)
+        if subs is None:  # no subscription of ours matches (any more): counted, not lost
+            self._counters.add("unrouted")
+        elif subs:
+            self._routed.append((inbound, subs))
+
+    def _on_batch(self) -> None:
+        """Every message of one read is routed: one hand-off to the workers for all."""
         # Not acks: paho "acks" QoS 0 once written to a socket, which a half-open link
         # accepts for ever. The watchdog trusts inbound messages only.
         self._vitals.traffic()
-        self._dispatcher.submit(inbound, self._routing.route(inbound, sub_ids))
+        routed, self._routed = self._routed, []
+        self._dispatcher.submit_many(routed)
 
     # Introspection -------------------------------------------------------------------
     @property

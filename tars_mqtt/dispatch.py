@@ -27,7 +27,7 @@ from .dedupe import Deduplicator
 from .envelope import Inbound, Message
 from .stats import Counters, suppressed
 
-__all__ = ["Dispatcher", "Handler", "Subscription"]
+__all__ = ["Dispatcher", "Handler", "Routed", "Subscription"]
 
 log = logging.getLogger("tars_mqtt")
 
@@ -66,11 +66,17 @@ class _Mailbox:
         self.scheduled = False  # in the ready line, or held by a worker
 
 
-@dataclass(eq=False)
 class Delivery:
-    box: _Mailbox
-    inbound: Inbound
-    taken: bool = False  # a worker has it, or drop_oldest dropped it
+    """One message queued for one subscription."""
+
+    __slots__ = ("box", "inbound", "taken")
+
+    def __init__(self, box: _Mailbox, inbound: Inbound) -> None:
+        self.box, self.inbound = box, inbound
+        self.taken = False  # a worker has it, or drop_oldest dropped it
+
+
+Routed = tuple[Inbound, list[Subscription]]  # a message and the subscriptions it goes to
 
 
 class Dispatcher:
@@ -109,7 +115,13 @@ class Dispatcher:
         return self._pending
 
     def submit(self, inbound: Inbound, subs: list[Subscription]) -> None:
-        """On the network thread: queue one message for each matching subscription.
+        """On the network thread: queue one message for each matching subscription."""
+        if subs:
+            self.submit_many([(inbound, subs)])
+
+    def submit_many(self, batch: list[Routed]) -> None:
+        """On the network thread: queue each message for its subscriptions, taking the lock
+        once and waking at most one worker per mailbox that was idle.
 
         Never waits. What does not fit is dropped and counted (and, QoS 1/2, acknowledged
         by the caller's release): the newest under ``drop_newest``, the oldest waiting
@@ -117,32 +129,39 @@ class Dispatcher:
         more than the receive ``window`` unacknowledged) and QoS 0 ones while the queue
         holds fewer than ``queue_size`` + ``window``; QoS 0 beyond that is dropped.
         """
-        if not subs:
+        if not batch:
             return
-        self._counters.add("received")
+        counters = self._counters
+        counters.add("received", len(batch))
         evicted: list[Delivery] = []
+        dropped = 0
         with self._cond:
             if self._closed:  # stopping: not handled, so never acknowledged
-                inbound.abandon()
-                self._counters.add("dropped", len(subs))
-                return
-            if not self._make_room(len(subs), inbound.qos, evicted):
-                self._counters.add("dropped", len(subs))
-                return
-            inbound.hold(len(subs))
-            for sub in subs:
-                box = self._boxes.get(sub)
-                if box is None:
-                    box = self._boxes[sub] = _Mailbox(sub)
-                delivery = Delivery(box, inbound)
-                box.items.append(delivery)
-                if self._policy == "drop_oldest":
-                    self._remember_order(delivery)
-                self._pending += 1
-                if not box.scheduled:
-                    box.scheduled = True
-                    self._ready.append(box)
-                    self._cond.notify()
+                for inbound, subs in batch:
+                    inbound.abandon()
+                    dropped += len(subs)
+                batch = []
+            boxes, oldest_first = self._boxes, self._policy == "drop_oldest"
+            for inbound, subs in batch:
+                if not self._make_room(len(subs), inbound.qos, evicted):
+                    dropped += len(subs)
+                    continue
+                inbound.hold(len(subs))
+                for sub in subs:
+                    box = boxes.get(sub)
+                    if box is None:
+                        box = boxes[sub] = _Mailbox(sub)
+                    delivery = Delivery(box, inbound)
+                    box.items.append(delivery)
+                    if oldest_first:
+                        self._remember_order(delivery)
+                    self._pending += 1
+                    if not box.scheduled:
+                        box.scheduled = True
+                        self._ready.append(box)
+                        self._cond.notify()
+        if dropped:
+            counters.add("dropped", dropped)
         for delivery in evicted:  # acknowledged (QoS 1/2) outside the lock
             delivery.inbound.release()
 

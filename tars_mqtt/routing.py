@@ -174,16 +174,22 @@ class RoutingTable:
         route.sub_id = next(self._ids)
         self._by_id[route.sub_id] = route
 
-    def route(self, inbound: Inbound, sub_ids: list[int] | None) -> list[Subscription]:
-        """The user handlers for one message; internal routes are called right here."""
+    def route(self, inbound: Inbound, sub_ids: list[int] | None) -> list[Subscription] | None:
+        """The user handlers for one message; internal routes are called right here.
+
+        None when no route takes it: no filter of ours matches (a subscription removed
+        while the message was on its way, say), or its ids are all of removed routes.
+        """
         routes: list[Route] = []
         if sub_ids:
             by_id = self._by_id
             routes = [by_id[i] for i in sub_ids if i in by_id]
             if not routes and all(i in self._retired for i in sub_ids):
-                return []  # a late copy for a removed route; the others come with their own
+                return None  # a late copy for a removed route; the others come with their own
         if not routes:  # no id, or ids from an earlier process's persistent session
             routes = [r for r in self.routes if matches(r.filter, inbound.topic)]
+            if not routes:
+                return None
         subs: list[Subscription] = []
         for route in routes:
             if route.internal is not None:

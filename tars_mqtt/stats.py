@@ -28,6 +28,7 @@ class ClientStats:
     offline_queued: int = 0
     late_replies: int = 0
     callback_errors: int = 0
+    unrouted: int = 0  # messages no subscription took (it was removed while they came)
     handler_latency_p50: float = 0.0
     handler_latency_p99: float = 0.0
     broker: str = ""  # the URL of the broker connected to ("" while disconnected)
@@ -46,6 +47,7 @@ class Counters:
     _NAMES = (
         "published", "received", "dispatched", "dropped", "duplicates",
         "decode_errors", "handler_errors", "reconnects", "late_replies", "callback_errors",
+        "unrouted",
     )
 
     def __init__(self, latency_window: int = 2048) -> None:

@@ -420,3 +420,21 @@ def test_subscribe_from_inside_a_handler(make_client: MakeClient) -> None:
     assert subscribed.wait(WAIT)
     client.publish("dynamic/later", b"hello", qos=1).wait(WAIT)
     assert later.wait_for(1) and later.payloads == [b"hello"]
+
+
+def test_a_message_no_subscription_takes_is_counted_and_acknowledged(
+        make_client: MakeClient) -> None:
+    """A filter the broker has for the client but no handler of it (subscribed behind the
+    client's back here; in life one being removed while messages come): each message is
+    counted in ``unrouted``, and acknowledged, so a receive window of 1 still moves on."""
+    client = make_client(receive_maximum=1, enable_heartbeat=False)
+    client.paho.subscribe("stray/#", qos=1)
+    got = Collector()
+    client.subscribe("kept/t", got, qos=1)  # SUBACKs come in order: stray/# is in place
+    sender = make_client(enable_heartbeat=False)
+    for n in range(3):
+        sender.publish("stray/x", str(n).encode(), qos=1).wait(WAIT)
+    sender.publish("kept/t", b"after", qos=1).wait(WAIT)
+    assert got.wait_for(1) and got.topics == ["kept/t"]
+    stats = client.stats()
+    assert (stats.unrouted, stats.received, stats.dispatched) == (3, 1, 1)

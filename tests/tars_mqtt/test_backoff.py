@@ -108,10 +108,8 @@ def _transport(backoff: Backoff | None = None, **fields: Any) -> Transport:
 
 
 def _next_wait(transport: Transport) -> float:
-    """The wait paho takes before its next attempt (min == max: no paho doubling)."""
-    client = transport.client
-    assert client._reconnect_min_delay == client._reconnect_max_delay
-    return float(client._reconnect_min_delay)
+    """The wait the network thread takes before its next attempt."""
+    return transport.next_delay
 
 
 def _connack(transport: Transport) -> None:

@@ -18,8 +18,16 @@ PACKAGE = Path(tars_mqtt.__file__).parent
 TWINS = ("aio", "streams")
 
 
+def _files(module: str) -> list[Path]:
+    """A module's source, or every source of a subpackage (``transport/``)."""
+    folder = PACKAGE / module
+    return sorted(folder.glob("*.py")) if folder.is_dir() else [PACKAGE / f"{module}.py"]
+
+
 def _tree(module: str) -> ast.Module:
-    return ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
+    return ast.Module(body=[node for path in _files(module)
+                            for node in ast.parse(path.read_text(encoding="utf-8")).body],
+                      type_ignores=[])
 
 
 def _private(name: str) -> bool:
@@ -45,15 +53,17 @@ def test_no_private_name_of_another_object(module: str) -> None:
 def _imports(module: str) -> set[str]:
     """The tars_mqtt modules ``module`` imports, under TYPE_CHECKING too."""
     names: set[str] = set()
+    level = 2 if (PACKAGE / module).is_dir() else 1  # `from ..x` inside a subpackage
     for node in ast.walk(_tree(module)):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
+        if isinstance(node, ast.ImportFrom) and node.level == level:
             if node.module:
                 names.add(node.module.split(".")[0])
             else:
                 names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tars_mqtt."):
             names.add((node.module or "").split(".")[1])
-    return {name for name in names if (PACKAGE / f"{name}.py").exists()}
+    return {name for name in names
+            if (PACKAGE / f"{name}.py").exists() or (PACKAGE / name).is_dir()}
 
 
 def _reachable(start: str) -> set[str]:

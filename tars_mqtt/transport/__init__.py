@@ -1,11 +1,12 @@
-"""The only module that imports paho: connecting, the network thread, and paho's codes.
+"""The only package that imports paho: connecting, the network thread, and paho's codes.
 
-paho calls back on its network thread; everything here only records facts and hands
-messages on (``on_message`` callbacks of the owner must not block or run user code).
-Every callback runs inside one guard: an exception raised there would end paho's thread
-for good (no reconnect, ever), so it is logged, counted as ``callback_errors``, and the
-thread carries on. Reconnecting is paho's ``loop_forever`` loop, with each wait set from
-our jittered :class:`~tars_mqtt.timing.Backoff` just before paho takes it.
+paho's client is driven by the client's own network thread (:mod:`.netloop`) through a
+leaner wire (:mod:`.wire`): each read is parsed at once and its messages handed on as one
+batch, and whatever threads queued goes out in one write. Every callback runs inside one
+guard: an exception raised there would end the network thread for good (no reconnect,
+ever), so it is logged, counted as ``callback_errors``, and the thread carries on.
+Reconnecting waits our jittered :class:`~tars_mqtt.timing.Backoff`, then paho's own
+``reconnect()``.
 
 QoS 1/2 deliveries are acknowledged by hand (paho's ``manual_ack``) once every consumer
 of the message is done with it, and only on the connection it came on: after a reconnect
@@ -19,46 +20,43 @@ of them backs off like one failed attempt on a single broker.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
-import socket
 import ssl
-import struct
 import sys
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from .acks import DeliveryAcks, PubAck, SubAck
-from .config import MQTTConfig
-from .envelope import Inbound
-from .errors import ConnectError
-from .failover import BrokerRing
-from .stats import Counters, suppressed
-from .timing import Backoff
+from ..acks import DeliveryAcks, PubAck, SubAck
+from ..config import MQTTConfig
+from ..errors import ConnectError
+from ..failover import BrokerRing
+from ..stats import Counters, suppressed
+from ..timing import Backoff
+from .codes import GIVE_UP, connect_error, describe_reason, no_mqtt5
+from .inbox import Inbox, OnMessage
+from .netloop import NetworkLoop
+from .probe import lacks_mqtt5, point_at, tls_context
+from .wire import WireClient
 
 __all__ = ["Transport", "connect_error", "describe_reason"]
 
 log = logging.getLogger("tars_mqtt")
 
-# Reason codes that mean "your configuration is wrong": retrying only hammers the broker.
-_FATAL = {0x84: "refused", 0x85: "refused", 0x86: "bad_credentials", 0x87: "not_authorized",
-          0x8A: "refused", 0x8C: "bad_credentials"}
-_GIVE_UP = ("bad_credentials", "not_authorized", "protocol")  # retrying cannot fix these
-_PROBE_TIMEOUT = 3.0  # seconds for each CONNECT of the protocol check
+_DONE = PubAck()
+_STOP_TIMEOUT = 5.0  # seconds stop() gives the network thread to send DISCONNECT
 
 OnConnected = Callable[[bool], None]          # session_present
 OnDisconnected = Callable[[str], None]        # reason text
-OnMessage = Callable[[Inbound, list[int] | None], None]  # message, subscription ids (v5)
+OnBatch = Callable[[], None]                  # the messages of one read were all routed
 OnAck = Callable[[int, PubAck], None]
 OnSubAck = Callable[[int, SubAck], None]
 
@@ -67,102 +65,13 @@ def _properties(packet_type: int) -> Properties:
     return Properties(packet_type)  # type: ignore[no-untyped-call]
 
 
-def describe_reason(code: Any) -> str:
-    name = code.getName() if hasattr(code, "getName") else str(code)
-    return f"{name} (0x{int(getattr(code, 'value', 0)):02x})"
-
-
-def _no_delay(sock: Any) -> None:
-    """Send each packet at once (TCP_NODELAY) on a TCP or TLS socket.
-
-    paho leaves Nagle on, which held small QoS 0 publishes back behind the broker's
-    delayed ACK: p99 14-18 ms, max ~45 ms at 1,000 msg/s on loopback, against 0.5 ms
-    and 2 ms with TCP_NODELAY (bench/RESULTS.md).
-    """
-    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def connect_error(code: ReasonCode, host: str, port: int) -> ConnectError:
-    reason = _FATAL.get(code.value, "refused")
-    return ConnectError(
-        f"broker {host}:{port} refused the connection: {describe_reason(code)}",
-        reason=reason, reason_code=code.value,
-    )
-
-
-def _no_mqtt5(host: str, port: int, how: str) -> ConnectError:
-    return ConnectError(f"broker {host}:{port} does not speak MQTT 5 ({how}; it answers"
-                        " MQTT 3.1.1): set MQTT_PROTOCOL=3.1.1", reason="protocol",
-                        reason_code=0x84)
-
-
-def _tls_context(cfg: MQTTConfig) -> ssl.SSLContext:
-    """What paho's ``tls_set`` makes, for one broker of a list (paho takes only one)."""
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cfg.tls_ca)
-    if cfg.tls_cert is not None:
-        context.load_cert_chain(cfg.tls_cert, cfg.tls_key)
-    context.check_hostname = not cfg.tls_insecure
-    return context
-
-
-def _probe(cfg: MQTTConfig, protocol: MQTTProtocolVersion) -> str:
-    """How broker ``cfg`` meets an anonymous CONNECT (no id, no login) in ``protocol``:
-    ``answered`` (a refusal is an answer too), ``closed`` unanswered, or ``silent``."""
-    probe = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="",
-                        protocol=protocol, transport=cfg.transport)
-    answered = threading.Event()
-    probe.on_connect = lambda *args: answered.set()
-    probe.connect_timeout = _PROBE_TIMEOUT
-    if cfg.transport == "websockets":
-        probe.ws_set_options(path=cfg.ws_path)
-    if cfg.tls:
-        probe.tls_set_context(_tls_context(cfg))
-    deadline = time.monotonic() + _PROBE_TIMEOUT
-    try:
-        probe.connect(cfg.host, cfg.port, keepalive=10)
-        while not answered.is_set():
-            if probe.loop(0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                return "answered" if answered.is_set() else "closed"
-            if time.monotonic() > deadline:
-                return "silent"
-    except (OSError, ValueError):
-        return "closed"
-    finally:
-        probe.disconnect()
-    return "answered"
-
-
-class _Paho(paho.Client):
-    """paho's client, told about a PUBREL for a QoS 2 message it no longer holds.
-
-    With ``manual_ack`` paho answers such a PUBREL with nothing (its own comment points at
-    eclipse/paho.mqtt.python#284), and the broker keeps the message in flight for ever. It
-    comes after a reconnect, for a message handed over on the previous connection, or to
-    a restarted process resuming its session; ``on_unknown_pubrel`` decides when to answer.
-    """
-
-    on_unknown_pubrel: Callable[[int], None] | None = None
-
-    def _handle_pubrel(self) -> MQTTErrorCode:
-        packet = self._in_packet["packet"]
-        mid = struct.unpack("!H", packet[:2])[0] if len(packet) >= 2 else 0
-        with self._in_message_mutex:
-            known = mid in self._in_messages
-        rc = super()._handle_pubrel()
-        if not known and self.on_unknown_pubrel is not None:
-            self.on_unknown_pubrel(mid)
-        return rc
-
-
 class Transport:
     """One paho client: connect, keep connected, and translate paho's callbacks."""
 
     def __init__(self, config: MQTTConfig, *, will: tuple[str, bytes] | None = None,
                  on_connected: OnConnected, on_disconnected: OnDisconnected,
                  on_message: OnMessage, on_ack: OnAck, on_suback: OnSubAck,
-                 counters: Counters | None = None,
+                 on_batch: OnBatch | None = None, counters: Counters | None = None,
                  backoff: Backoff | None = None, rng: random.Random | None = None) -> None:
         self.config = config
         self.v5 = config.protocol == "5"
@@ -171,7 +80,8 @@ class Transport:
         self._rng = rng or random.Random()
         self._attempt = 0
         self._on_connected, self._on_disconnected = on_connected, on_disconnected
-        self._on_message, self._on_ack, self._on_suback = on_message, on_ack, on_suback
+        self._on_ack, self._on_suback = on_ack, on_suback
+        self.next_delay = 0.0  # seconds before the next connection attempt
         self.first_result = threading.Event()
         self.first_error: ConnectError | None = None
         self.fatal_error: ConnectError | None = None
@@ -182,9 +92,15 @@ class Transport:
         self._ring = BrokerRing(config.brokers)
         self.client = self._build()
         self._acks = DeliveryAcks(self.client.ack)
+        inbox = Inbox(self._acks, v5=self.v5, ack=self.client.ack, on_message=on_message,
+                      on_batch=self._guard(on_batch or (lambda: None)))
+        self.client.on_message = self._guard(inbox.from_message)
+        self.client.on_publish_packet = self._guard(inbox.from_packet)
+        self._loop = NetworkLoop(self.client, name=f"tars-mqtt-net-{config.client_id}",
+                                 delay=lambda: self.next_delay, after_read=inbox.after_read)
         self.set_will(will)
         if len(config.brokers) > 1:
-            self._contexts = {b.url: _tls_context(b) for b in config.brokers if b.tls}
+            self._contexts = {b.url: tls_context(b) for b in config.brokers if b.tls}
             self.client.on_pre_connect = self._guard(self._handle_pre_connect)
         self._set_next_delay()
 
@@ -198,32 +114,16 @@ class Transport:
         """The URL (no secret) of the broker the client is connected to; "" when it is not."""
         return self.broker.url if self.connected else ""
 
-    def _build(self) -> paho.Client:
-        cfg = self.config
-        client = _Paho(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=cfg.client_id,
-            protocol=paho.MQTTv5 if self.v5 else paho.MQTTv311,
-            transport=cfg.transport,
-            clean_session=None if self.v5 else cfg.starts_clean,
-            manual_ack=True,
-        )
-        if cfg.transport == "websockets":
-            client.ws_set_options(path=cfg.ws_path)
-        if cfg.tls:
-            client.tls_set(ca_certs=cfg.tls_ca, certfile=cfg.tls_cert, keyfile=cfg.tls_key)
-            client.tls_insecure_set(cfg.tls_insecure)
-        if cfg.username is not None:
-            client.username_pw_set(cfg.username, cfg.password)
+    def _build(self) -> WireClient:
+        client = WireClient.for_config(self.config)
         guard = self._guard
         client.on_connect = guard(self._handle_connect)
         client.on_connect_fail = guard(self._handle_connect_fail)
         client.on_disconnect = guard(self._handle_disconnect)
-        client.on_message = guard(self._handle_message)
         client.on_publish = guard(self._handle_publish)
         client.on_subscribe = guard(self._handle_subscribe)
         client.on_unknown_pubrel = guard(lambda mid: self._acks.unknown_pubrel(mid))
-        client.max_inflight_messages_set(20)  # paces bursts such as the offline flush
+        client.on_acked = guard(lambda mid: self._on_ack(mid, _DONE))
         return client
 
     def set_will(self, will: tuple[str, bytes] | None) -> None:
@@ -270,34 +170,27 @@ class Transport:
             clean_start=cfg.starts_clean if self.v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
             properties=props,
         )
-        self.client.loop_start()
+        self._loop.start()
 
     def stop(self) -> None:
-        """Disconnect cleanly (no will) and join paho's network thread."""
+        """Disconnect cleanly (no will) and join the network thread."""
         self._stopping = True
         self.client.disconnect()
-        self.client.loop_stop()
+        self._loop.stop(_STOP_TIMEOUT)
         self.connected = False
         self._acks.disconnected()
 
     def thread_alive(self) -> bool:
-        """paho's network thread is running (it is reconnecting, when the broker is down).
-
-        paho clears its handle when the thread's loop ends, also when an exception ended it.
-        """
-        thread = self.client._thread  # paho keeps no public handle on it
-        return thread is not None and thread.is_alive()
+        """The network thread is running (it is reconnecting, when the broker is down)."""
+        return self._loop.alive()
 
     def on_network_thread(self) -> bool:
-        return threading.current_thread() is self.client._thread
+        return threading.current_thread() is self._loop.thread
 
     def kick(self) -> None:
         """Drop a link that looks alive but carries nothing; paho then reconnects."""
         self._kicked = True
-        sock = self.client.socket()
-        if isinstance(sock, socket.socket):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        self.client.shut_down()
 
     # Traffic -------------------------------------------------------------------------
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool,
@@ -308,6 +201,9 @@ class Transport:
         ``accepted`` is False only when paho dropped it (QoS 0 while the link is down);
         QoS 1/2 messages are kept by paho and re-sent after a reconnect.
         """
+        if qos == 0 and not (self.v5 and (correlation or response_topic)):
+            mid = self.client.publish_qos0(topic, payload, retain)
+            return mid, mid != 0
         props = None
         if self.v5 and (correlation or response_topic):
             props = _properties(PacketTypes.PUBLISH)
@@ -344,19 +240,12 @@ class Transport:
     def _set_next_delay(self) -> None:
         delay = self._backoff.delay(self._attempt, self._rng)
         self._attempt += 1
-        self.client.reconnect_delay_set(delay, delay)  # type: ignore[arg-type]
+        self.next_delay = delay
 
     def _handle_pre_connect(self, client: paho.Client, userdata: Any) -> None:
         """Point paho at the broker of this attempt (paho's socket is closed here)."""
         cfg = self._ring.next_attempt()
-        # paho's setters refuse while it is "connecting", which it already is here, and it
-        # takes TLS once per client (tls_set refuses a second call): its fields, then.
-        client._host, client._port, client._transport = cfg.host, cfg.port, cfg.transport
-        client._ssl, client._ssl_context = cfg.tls, self._contexts.get(cfg.url)
-        client._tls_insecure = cfg.tls_insecure
-        if cfg.transport == "websockets":
-            client.ws_set_options(path=cfg.ws_path)
-        client.username_pw_set(cfg.username, cfg.password)
+        point_at(client, cfg, self._contexts.get(cfg.url))
 
     def _first_round(self, error: ConnectError, final: bool = False) -> None:
         """Tell ``start()`` once every broker has failed once, or at once when ``final``."""
@@ -375,7 +264,7 @@ class Transport:
     def _after_failure(self) -> None:
         """The next broker at once while some are untried since the last link, else back off."""
         if self._ring.failed():
-            self.client.reconnect_delay_set(0, 0)
+            self.next_delay = 0.0
         else:
             self._set_next_delay()
 
@@ -386,7 +275,7 @@ class Transport:
         if reason.is_failure:
             error = connect_error(reason, cfg.host, cfg.port)
             log.error("%s", error)
-            if error.reason in _GIVE_UP:
+            if error.reason in GIVE_UP:
                 self._give_up(error)
             else:
                 self._first_round(error)
@@ -394,7 +283,7 @@ class Transport:
         self._ring.connected()
         self._attempt = 0
         self._set_next_delay()
-        _no_delay(client.socket())
+        self.client.no_delay()
         self.connected = True
         self._acks.connected()
         try:
@@ -424,50 +313,15 @@ class Transport:
         answered, self._answered = self._answered, False
         self._acks.disconnected()
         if not was_connected:  # an attempt that died before CONNACK: back off further
-            if self.v5 and not (self._stopping or kicked or answered) and self._lacks_mqtt5():
+            if self.v5 and not (self._stopping or kicked or answered) and lacks_mqtt5(self.broker):
                 cfg = self.broker
-                self._give_up(_no_mqtt5(cfg.host, cfg.port, "it closed the connection on an"
+                self._give_up(no_mqtt5(cfg.host, cfg.port, "it closed the connection on an"
                                         " MQTT 5 CONNECT"))
                 return
             self._after_failure()
         elif not self._stopping:  # the wait for attempt 0 was set at CONNACK
             self._ring.lost()
             self._on_disconnected(describe_reason(reason))
-
-    def _lacks_mqtt5(self) -> bool:
-        """The capability check, after a broker closed an MQTT 5 CONNECT unanswered: it
-        still does so to an anonymous one, and answers MQTT 3.1.1 (RabbitMQ 3.x does).
-        Anonymous: such a broker logs the bytes it could not parse, so no password."""
-        cfg = self.broker
-        return (_probe(cfg, paho.MQTTv5) == "closed"
-                and _probe(cfg, paho.MQTTv311) == "answered")
-
-    def _handle_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
-        inbound = None
-        try:
-            inbound = self._inbound(msg)
-            sub_ids = getattr(msg.properties, "SubscriptionIdentifier", None) if self.v5 else None
-            self._on_message(inbound, sub_ids)
-        finally:
-            if inbound is not None:
-                inbound.release()  # the routing thread's hold: acknowledged once all are done
-            elif msg.qos:  # not even readable: acknowledged, or it would hold a slot for ever
-                client.ack(msg.mid, msg.qos)
-
-    def _inbound(self, msg: paho.MQTTMessage) -> Inbound:
-        correlation = response_topic = None
-        props = msg.properties if self.v5 else None
-        if props is not None:
-            raw_corr = getattr(props, "CorrelationData", None)
-            if raw_corr:
-                correlation = bytes(raw_corr).decode("utf-8", errors="replace")
-            response_topic = getattr(props, "ResponseTopic", None)
-        qos = msg.qos
-        inbound = Inbound(msg.topic, bytes(msg.payload), qos, bool(msg.retain),
-                          correlation, response_topic, mid=msg.mid, link=self._acks.link,
-                          on_done=self._acks.settle if qos else None)
-        self._acks.received(inbound)
-        return inbound
 
     def _handle_publish(self, client: paho.Client, userdata: Any, mid: int,
                         reason: ReasonCode, properties: Any) -> None:

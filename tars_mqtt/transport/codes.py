@@ -1,0 +1,35 @@
+"""paho's reason codes translated, in one place, into the client's errors and words."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from paho.mqtt.reasoncodes import ReasonCode
+
+from ..errors import ConnectError
+
+__all__ = ["GIVE_UP", "connect_error", "describe_reason", "no_mqtt5"]
+
+# Reason codes that mean "your configuration is wrong": retrying only hammers the broker.
+_FATAL = {0x84: "refused", 0x85: "refused", 0x86: "bad_credentials", 0x87: "not_authorized",
+          0x8A: "refused", 0x8C: "bad_credentials"}
+GIVE_UP = ("bad_credentials", "not_authorized", "protocol")  # retrying cannot fix these
+
+
+def describe_reason(code: Any) -> str:
+    name = code.getName() if hasattr(code, "getName") else str(code)
+    return f"{name} (0x{int(getattr(code, 'value', 0)):02x})"
+
+
+def connect_error(code: ReasonCode, host: str, port: int) -> ConnectError:
+    reason = _FATAL.get(code.value, "refused")
+    return ConnectError(
+        f"broker {host}:{port} refused the connection: {describe_reason(code)}",
+        reason=reason, reason_code=code.value,
+    )
+
+
+def no_mqtt5(host: str, port: int, how: str) -> ConnectError:
+    return ConnectError(f"broker {host}:{port} does not speak MQTT 5 ({how}; it answers"
+                        " MQTT 3.1.1): set MQTT_PROTOCOL=3.1.1", reason="protocol",
+                        reason_code=0x84)
