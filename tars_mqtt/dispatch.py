@@ -357,9 +357,12 @@ class Dispatcher:
             self._boxes[sub] = box
         return Feed(self, box)
 
-    def take(self, box: _Mailbox, limit: int) -> list[Delivery]:
-        """For a feed: up to ``limit`` of ``box``'s deliveries; none lets go of it."""
+    def take(self, box: _Mailbox, limit: int, settled: int = 0) -> list[Delivery]:
+        """For a feed: up to ``limit`` of ``box``'s deliveries (none lets go of it), and
+        ``settled`` it took before no longer count against the bound."""
         with self._cond:
+            if settled:
+                self._settled(settled)
             if self._stopping or not box.items:
                 self._let_go(box)
                 return []
@@ -370,20 +373,22 @@ class Dispatcher:
 
     def unhandled(self, delivery: Delivery, *, ack: bool) -> None:
         """A feed's delivery that was not handled: counted as dropped; acknowledged (a
-        policy dropped it) or never (the consumer stopped), then ``held_done``."""
+        policy dropped it) or never (the consumer stopped)."""
         self._counters.add("dropped")
         if ack:
             delivery.inbound.release()
         else:
             delivery.inbound.abandon()
-        self.held_done()
 
-    def held_done(self) -> None:
-        """A delivery a feed took is settled: it no longer counts against the bound."""
+    def held_done(self, settled: int) -> None:
+        """``settled`` deliveries a feed took no longer count against the bound."""
         with self._cond:
-            self._pending -= 1
-            if self._closed:
-                self._space.notify_all()
+            self._settled(settled)
+
+    def _settled(self, count: int) -> None:
+        self._pending -= count
+        if self._closed:
+            self._space.notify_all()
 
     def close_feed(self, box: _Mailbox) -> None:
         """A feed's consumer is gone: abandon what waits; later arrivals go to workers."""

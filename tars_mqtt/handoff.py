@@ -140,6 +140,7 @@ class LoopHandler:
                 self.busy_since = None
                 await asyncio.sleep(0)
         finally:
+            feed.flush()
             self.busy_since = None
             self._task = None
 

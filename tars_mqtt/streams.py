@@ -99,6 +99,8 @@ class Messages:
                 continue
             if self._closed:
                 raise StopAsyncIteration
+            if self._feed is not None:
+                self._feed.flush()
             self._wakeup = self._courier.loop.create_future()
             await self._wakeup
             self._wakeup = None
