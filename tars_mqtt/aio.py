@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, overload
 
@@ -192,12 +191,6 @@ class AsyncMQTTClient:
         return self.sync.stats()
 
     def liveness_problem(self, handler_limit: float = 30.0) -> str | None:
-        """Why the client is wedged, or None; see ``MQTTClient.liveness_problem``. A
-        coroutine handler running for more than ``handler_limit`` s is one reason."""
-        now = time.monotonic()
-        busy = [(now - h.busy_since, h.feed.subscription.name) for h in self._handlers.values()
-                if h.busy_since is not None and h.feed is not None]
-        if busy and max(busy)[0] > handler_limit:
-            seconds, name = max(busy)
-            return f"async handler {name} has been running for {seconds:.1f} s"
+        """Why the client is wedged, or None; see ``MQTTClient.liveness_problem`` (a
+        coroutine handler running for more than ``handler_limit`` s is one reason)."""
         return self.sync.liveness_problem(handler_limit)

@@ -380,6 +380,14 @@ class Dispatcher:
         else:
             delivery.inbound.abandon()
 
+    def busy(self, name: str, since: float | None) -> None:
+        """A feed's consumer started (``since``) or ended (None) a handler call; watched
+        by ``liveness_problem`` as a worker's are."""
+        if since is None:
+            self._busy_since.pop(name, None)
+        else:
+            self._busy_since[name] = since
+
     def held_done(self, settled: int) -> None:
         """``settled`` deliveries a feed took no longer count against the bound."""
         with self._cond:

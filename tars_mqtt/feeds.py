@@ -9,6 +9,7 @@ the queue's policy, the ack after handling and the counters stay the dispatcher'
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from .envelope import Message
@@ -33,6 +34,7 @@ thread.
         self.subscription: Subscription = box.sub
         self._dispatcher, self._box = dispatcher, box
         self._settled = 0  # settled since the last take: counted against the bound till then
+        self._name = f"event loop ({box.sub.name} on {box.sub.filter!r})"  # for watchdogs
 
     def take(self, limit: int) -> list[Taken]:
         """Up to ``limit`` waiting deliveries, oldest first. ``[]`` when none wait (or the
@@ -59,10 +61,15 @@ class Taken:
     """One delivery a consumer holds: ``message()``, then one of ``settle()``, ``drop()``
     or ``abandon()`` (later calls do nothing)."""
 
-    __slots__ = ("_feed", "_delivery", "_open")
+    __slots__ = ("_feed", "_delivery", "_open", "_running")
 
     def __init__(self, feed: Feed, delivery: Delivery) -> None:
-        self._feed, self._delivery, self._open = feed, delivery, True
+        self._feed, self._delivery, self._open, self._running = feed, delivery, True, False
+
+    def running(self) -> None:
+        """Its handler starts now: ``liveness_problem`` watches it until it is settled."""
+        self._running = True
+        self._feed._dispatcher.busy(self._feed._name, time.monotonic())
 
     def message(self) -> Message | None:
         """The decoded message; None when there is nothing to handle (its subscription is
@@ -95,3 +102,5 @@ class Taken:
     def _done(self) -> None:
         self._open = False
         self._feed._settled += 1
+        if self._running:
+            self._feed._dispatcher.busy(self._feed._name, None)

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 import threading
-import time
 import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -96,7 +95,6 @@ class LoopHandler:
     def __init__(self, handler: AsyncHandler) -> None:
         self.handler = handler
         self.feed: Feed | None = None  # set right after subscribing
-        self.busy_since: float | None = None  # when the running coroutine started
         self._courier: Courier | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -126,7 +124,7 @@ class LoopHandler:
                     message = taken.message()
                     if message is None:
                         continue
-                    self.busy_since = time.monotonic()
+                    taken.running()
                     try:
                         await handler(message)
                     except asyncio.CancelledError:  # stopping: never acknowledged
@@ -137,11 +135,9 @@ class LoopHandler:
                         taken.settle(exc)
                     else:
                         taken.settle()
-                self.busy_since = None
                 await asyncio.sleep(0)
         finally:
             feed.flush()
-            self.busy_since = None
             self._task = None
 
     async def cancel(self) -> None:

@@ -89,7 +89,7 @@ def test_a_slow_handler_is_bounded_by_the_queue_and_its_policy(
             kept = 300 - client.stats().dropped
             assert len(seen[0]) == kept and seen[0] == sorted(seen[0])
             assert seen[1] == list(range(50))
-            assert max(depth) <= 20
+            assert max(depth) <= 10 + 10 + 10  # QoS 0's room, and QoS 1's receive window
 
     run(main(), 60)
 
@@ -255,3 +255,32 @@ def test_a_crash_mid_batch_means_redelivery_not_loss(broker: Broker,
     finally:
         for child in children:
             child.kill()
+
+
+def test_a_running_coroutine_handler_is_watched_like_a_worker(make_async: MakeAsync,
+                                                               make_client: MakeClient) -> None:
+    """``liveness_problem`` (the services' watchdog asks the sync client) names a coroutine
+    handler that has run longer than the limit, and forgets it once it returned."""
+    publisher = make_client()
+
+    async def main() -> None:
+        gate, entered, left = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        async with make_async() as client:
+            async def on_job(msg: Message) -> None:
+                entered.set()
+                await gate.wait()
+                left.set()
+
+            client.subscribe("aio/watched", on_job, qos=1)
+            await until(lambda: _acked(client, "aio/watched"))
+            publisher.publish_event("aio/watched", "t", {})
+            await asyncio.wait_for(entered.wait(), 10)
+            problem = client.sync.liveness_problem(0.0)
+            assert problem is not None and "on_job" in problem and "event loop" in problem
+            assert client.liveness_problem(3600.0) is None
+            gate.set()
+            await asyncio.wait_for(left.wait(), 10)
+            await until(lambda: client.stats().dispatched == 1)
+            assert client.sync.liveness_problem(0.0) is None
+
+    run(main())
