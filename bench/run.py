@@ -294,6 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rss-rounds", type=int, default=1,
                         help="rounds of the memory run (default 1: ~10 min each; worst kept)")
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
+    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=None,
+                        help="only these columns (the baseline paho5 always runs)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help=f"also write the report here (default {DEFAULT_OUT})")
     args = parser.parse_args(argv)
@@ -301,6 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rounds = args.rounds or (1 if args.quick else 3)
     started = time.monotonic()
     contenders, unavailable = available_contenders()
+    if args.contenders:
+        contenders = [c for c in contenders if c == BASELINE or c in args.contenders]
     with tempfile.TemporaryDirectory(prefix="tars-bench-") as tmp:
         broker = Broker(Path(tmp), extra=BROKER_EXTRA)
         if NODELAY not in broker.config_text():

@@ -1,18 +1,18 @@
 """``AsyncMQTTClient``: the asyncio twin of :class:`~tars_mqtt.MQTTClient`.
 
 It wraps the threaded client through its public methods only. Blocking calls run in
-``asyncio.to_thread``; a ``PublishHandle`` or ``ReplyHandle`` resolves a future via
-``call_soon_threadsafe``. A coroutine handler runs on the client's loop while the worker
-that took the message waits for it, so ordering, the queue's bound and policy, the ack
-after handling and handler-error counting are the sync client's own.
+``asyncio.to_thread``; a ``PublishHandle`` or ``ReplyHandle`` resolves a future through
+the loop's ``Courier``. A coroutine handler's subscription is a feed of the sync client's
+queue: the loop is woken once when deliveries start waiting and runs them in batches, in
+order, so the queue's bound and policy, the ack after handling and the counters are the
+sync client's own, without a thread hop per message.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, overload
 
 from . import runner
@@ -21,7 +21,7 @@ from .config import MQTTConfig, QueuePolicy
 from .dispatch import Subscription
 from .envelope import Message
 from .errors import MQTTError, RequestTimeout
-from .handoff import acked, cancel_when_sent, replied
+from .handoff import AsyncHandler, LoopHandler, acked, cancel_when_sent, courier_for, replied
 from .publishing import PublishHandle
 from .requests import ReplyHandle
 from .state import ClientState
@@ -30,7 +30,6 @@ from .streams import Messages
 
 __all__ = ["AsyncMQTTClient"]
 
-AsyncHandler = Callable[[Message], Coroutine[Any, Any, Any]]
 Payload = bytes | str | dict[str, Any] | list[Any] | None
 
 
@@ -42,18 +41,30 @@ class AsyncMQTTClient:
         self.config = self.sync.config
         self._loop: asyncio.AbstractEventLoop | None = None
         self._streams: set[Messages] = set()
+        self._handlers: dict[Subscription, LoopHandler] = {}
 
     async def start(self, timeout: float = 10.0) -> AsyncMQTTClient:
         """Connect (in a thread); handlers will run on the calling event loop."""
-        self._loop = asyncio.get_running_loop()
+        self._bind(asyncio.get_running_loop())
         await asyncio.to_thread(self.sync.start, timeout)
         return self
 
     async def stop(self, timeout: float = 5.0) -> None:
-        """Drain handlers (they still run on this loop), disconnect, end ``messages()``."""
-        await asyncio.to_thread(self.sync.stop, timeout)
+        """End ``messages()``, drain handlers (they still run on this loop) for up to
+        ``timeout``, disconnect; a handler still running then is cancelled, and what was
+        not handled is not acknowledged (a persistent session gets it again)."""
         for stream in list(self._streams):
             stream.close()
+        await asyncio.to_thread(self.sync.stop, timeout)
+        for handler in list(self._handlers.values()):
+            await handler.cancel()
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._loop is not loop:
+            self._loop = loop
+            courier = courier_for(loop)
+            for handler in self._handlers.values():
+                handler.bind(courier)
 
     async def __aenter__(self) -> AsyncMQTTClient:
         return await self.start() if self.sync.state == ClientState.NEW else self
@@ -120,21 +131,21 @@ class AsyncMQTTClient:
                 return func
             return decorate
         with contextlib.suppress(RuntimeError):
-            self._loop = asyncio.get_running_loop()
-        coroutine = handler
-
-        def run(message: Message) -> None:  # on a worker thread, which waits for the coroutine
-            if self._loop is None:
-                raise MQTTError("no event loop for async handlers: use `await client.start()`")
-            future = asyncio.run_coroutine_threadsafe(coroutine(message), self._loop)
-            with contextlib.suppress(concurrent.futures.CancelledError):  # the loop shut down
-                future.result()
-
-        run.__qualname__ = getattr(handler, "__qualname__", repr(handler))
-        return self.sync.subscribe(topic_filter, run, qos, raw=raw, timeout=0)
+            self._bind(asyncio.get_running_loop())
+        if self._loop is None and self.sync.state != ClientState.NEW:
+            raise MQTTError("no event loop for async handlers: subscribe from a coroutine")
+        runner = LoopHandler(handler)
+        if self._loop is not None:
+            runner.bind(courier_for(self._loop))
+        runner.feed = self.sync.subscribe_feed(topic_filter, handler, runner.wake, qos, raw=raw,
+                                               timeout=0)
+        self._handlers[runner.feed.subscription] = runner
+        return runner.feed.subscription
 
     def unsubscribe(self, target: Subscription | str) -> None:
         self.sync.unsubscribe(target)  # sends UNSUBSCRIBE, does not wait
+        for sub in [s for s in self._handlers if not s.active]:
+            del self._handlers[sub]
 
     def messages(self, topic_filter: str, qos: int = 0, *, maxsize: int | None = None,
                  policy: QueuePolicy | None = None) -> Messages:
@@ -180,5 +191,6 @@ class AsyncMQTTClient:
         return self.sync.stats()
 
     def liveness_problem(self, handler_limit: float = 30.0) -> str | None:
-        """Why the client is wedged, or None; see ``MQTTClient.liveness_problem``."""
+        """Why the client is wedged, or None; see ``MQTTClient.liveness_problem`` (a
+        coroutine handler running for more than ``handler_limit`` s is one reason)."""
         return self.sync.liveness_problem(handler_limit)

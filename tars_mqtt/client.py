@@ -21,6 +21,7 @@ from .dedupe import Deduplicator
 from .dispatch import Dispatcher, Handler, Routed, Subscription
 from .envelope import Inbound, Message, encode_payload
 from .errors import ConnectError, MQTTError
+from .feeds import Feed
 from .health import HEALTH_TYPE, health_data
 from .publishing import Envelopes, Outbox, PublishHandle
 from .requests import ReplyHandle, Requester
@@ -186,6 +187,32 @@ class MQTTClient:
         sub = Subscription(topic_filter, handler, qos, raw)
         self._subs.add(sub, timeout)
         return sub
+
+    def subscribe_feed(self, topic_filter: str, handler: Handler, wake: Callable[[], None],
+                       qos: int = 0, *, raw: bool = False, timeout: float = SUBACK_TIMEOUT
+                       ) -> Feed:
+        """Subscribe for a consumer that takes the deliveries in batches itself (an event
+        loop: the asyncio twin), instead of the workers calling ``handler``.
+
+        ``wake()`` is called on paho's thread when deliveries start waiting; the consumer
+        then takes them with ``Feed.take`` and settles each (see ``tars_mqtt.feeds``). The
+        queue's bound and policy, the ack after handling and the counters are as for
+        ``subscribe``; ``handler`` is what the consumer runs, its name is the logs'.
+
+        Raises:
+            ValueError, SubscribeError: as ``subscribe``.
+        """
+        validate_filter(topic_filter)
+        validate_qos(qos)
+        sub = Subscription(topic_filter, handler, qos, raw)
+        feed = self._dispatcher.feed(sub, wake)  # before the route: no worker ever gets it
+        try:
+            self._subs.add(sub, timeout)
+        except BaseException:
+            self._subs.remove(sub)
+            feed.close()
+            raise
+        return feed
 
     def unsubscribe(self, target: Subscription | str) -> None:
         """Remove one subscription, or every handler on a filter."""

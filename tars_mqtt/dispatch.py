@@ -10,6 +10,10 @@ socket (keepalive, the link watchdog) through any stall of a handler. Back-press
 from the broker instead: a QoS 1/2 message is acknowledged only once released here
 (handled, dropped by the policy, or skipped as a duplicate), and the broker sends no
 more unacknowledged messages than the client's receive maximum.
+
+A *feed* (:mod:`~tars_mqtt.feeds`) is a subscription whose deliveries no worker takes: a
+consumer of its own (an event loop) is woken once when they start waiting, takes them in
+batches and settles each when it is done with it, under the same bound and policy.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from typing import Any
 from .config import QueuePolicy
 from .dedupe import Deduplicator
 from .envelope import Inbound, Message
+from .feeds import Feed
 from .stats import Counters, suppressed
 
-__all__ = ["Dispatcher", "Handler", "Routed", "Subscription"]
+__all__ = ["Delivery", "Dispatcher", "Handler", "Routed", "Subscription"]
 
 log = logging.getLogger("tars_mqtt")
 
@@ -58,12 +63,13 @@ class Subscription:
 class _Mailbox:
     """The deliveries waiting for one subscription; owned by at most one worker at a time."""
 
-    __slots__ = ("sub", "items", "scheduled")
+    __slots__ = ("sub", "items", "scheduled", "wake")
 
-    def __init__(self, sub: Subscription) -> None:
+    def __init__(self, sub: Subscription, wake: Callable[[], None] | None = None) -> None:
         self.sub = sub
         self.items: deque[Delivery] = deque()
-        self.scheduled = False  # in the ready line, or held by a worker
+        self.scheduled = False  # in the ready line, or held by a worker or a feed's consumer
+        self.wake = wake  # a feed's: told when work waits, instead of the ready line
 
 
 class Delivery:
@@ -157,13 +163,20 @@ class Dispatcher:
                         self._remember_order(delivery)
                     self._pending += 1
                     if not box.scheduled:
-                        box.scheduled = True
-                        self._ready.append(box)
-                        self._cond.notify()
+                        self._schedule(box)
         if dropped:
             counters.add("dropped", dropped)
         for delivery in evicted:  # acknowledged (QoS 1/2) outside the lock
             delivery.inbound.release()
+
+    def _schedule(self, box: _Mailbox) -> None:
+        """With the lock held: ``box`` has work for a worker, or for its feed's consumer."""
+        box.scheduled = True
+        if box.wake is not None:
+            box.wake()
+            return
+        self._ready.append(box)
+        self._cond.notify()
 
     def _make_room(self, needed: int, qos: int, evicted: list[Delivery]) -> bool:
         """With the lock held: True once ``needed`` deliveries may be queued, per the policy."""
@@ -258,27 +271,45 @@ class Dispatcher:
             del self._boxes[box.sub]
 
     def _deliver(self, delivery: Delivery) -> None:
+        message = self.open(delivery)
+        if message is None:
+            return
+        try:
+            delivery.box.sub.handler(message)
+        except Exception as exc:
+            self.close_delivery(delivery, exc)
+        else:
+            self.close_delivery(delivery, None)
+
+    def open(self, delivery: Delivery) -> Message | None:
+        """The message for the handler, or None (and released) when its subscription is
+        gone or it is a duplicate."""
         sub, inbound = delivery.box.sub, delivery.inbound
         if not sub.active:
             inbound.release()
-            return
-        try:
-            message = inbound.message(self._counters, raw=sub.raw)
-            if message.envelope and self._dedupe.enabled and self._dedupe.is_duplicate(
-                f"{id(sub)}:{message.envelope.id}"
-            ):
-                self._counters.add("duplicates")
-                return
-            sub.handler(message)
-            self._counters.add("dispatched")
-        except Exception:
-            quiet = self._counters.add_logged("handler_errors")
-            if quiet is not None:
-                log.exception("handler %s failed on a message from %r%s", sub.name,
-                              inbound.topic, suppressed(quiet))
-        finally:
+            return None
+        message = inbound.message(self._counters, raw=sub.raw)
+        if message.envelope and self._dedupe.enabled and self._dedupe.is_duplicate(
+            f"{id(sub)}:{message.envelope.id}"
+        ):
+            self._counters.add("duplicates")
             self._counters.record_latency(time.monotonic() - inbound.received_at)
             inbound.release()
+            return None
+        return message
+
+    def close_delivery(self, delivery: Delivery, error: BaseException | None) -> None:
+        """The handler returned (``error`` None) or raised ``error``: count, release."""
+        inbound = delivery.inbound
+        if error is None:
+            self._counters.add("dispatched")
+        else:
+            quiet = self._counters.add_logged("handler_errors")
+            if quiet is not None:
+                log.error("handler %s failed on a message from %r%s", delivery.box.sub.name,
+                          inbound.topic, suppressed(quiet), exc_info=error)
+        self._counters.record_latency(time.monotonic() - inbound.received_at)
+        inbound.release()
 
     def _abandon_mailbox(self, box: _Mailbox) -> None:
         self._abandon(list(box.items))
@@ -328,8 +359,70 @@ class Dispatcher:
             for box in self._ready:
                 self._abandon_mailbox(box)
             self._ready.clear()
+            for box in self._boxes.values():  # what feeds have not taken yet
+                if box.wake is not None and box.items:
+                    self._abandon_mailbox(box)
             self._cond.notify_all()
         for thread in self._threads:
             if thread is not current and thread.ident is not None:
                 thread.join(max(0.0, deadline - time.monotonic()))
         return drained
+
+    # Feeds (tars_mqtt.feeds): deliveries a consumer of its own takes in batches --------
+    def feed(self, sub: Subscription, wake: Callable[[], None]) -> Feed:
+        """Route ``sub``'s deliveries to a consumer instead of the workers; see ``Feed``."""
+        box = _Mailbox(sub, wake)
+        with self._cond:
+            self._boxes[sub] = box
+        return Feed(self, box)
+
+    def take(self, box: _Mailbox, limit: int, settled: int = 0) -> list[Delivery]:
+        """For a feed: up to ``limit`` of ``box``'s deliveries (none lets go of it), and
+        ``settled`` it took before no longer count against the bound."""
+        with self._cond:
+            if settled:
+                self._settled(settled)
+            if self._stopping or not box.items:
+                self._let_go(box)
+                return []
+            batch = [box.items.popleft() for _ in range(min(limit, len(box.items)))]
+            for delivery in batch:
+                delivery.taken = True
+        return batch
+
+    def unhandled(self, delivery: Delivery, *, ack: bool) -> None:
+        """A feed's delivery that was not handled: counted as dropped; acknowledged (a
+        policy dropped it) or never (the consumer stopped)."""
+        self._counters.add("dropped")
+        if ack:
+            delivery.inbound.release()
+        else:
+            delivery.inbound.abandon()
+
+    def busy(self, name: str, since: float | None) -> None:
+        """A feed's consumer started (``since``) or ended (None) a handler call; watched
+        by ``liveness_problem`` as a worker's are."""
+        if since is None:
+            self._busy_since.pop(name, None)
+        else:
+            self._busy_since[name] = since
+
+    def held_done(self, settled: int) -> None:
+        """``settled`` deliveries a feed took no longer count against the bound."""
+        with self._cond:
+            self._settled(settled)
+
+    def _settled(self, count: int) -> None:
+        self._pending -= count
+        if self._closed:
+            self._space.notify_all()
+
+    def close_feed(self, box: _Mailbox) -> None:
+        """A feed's consumer is gone: abandon what waits; later arrivals go to workers."""
+        with self._cond:
+            if box.items:
+                self._abandon_mailbox(box)
+            box.scheduled = False
+            if self._boxes.get(box.sub) is box:
+                del self._boxes[box.sub]
+
