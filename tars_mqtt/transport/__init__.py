@@ -1,4 +1,4 @@
-"""The only package that imports paho: connecting, the network thread, and paho's codes.
+"""Connecting, the network thread and paho's codes; paho itself is imported in paho_api only.
 
 paho's client is driven by the client's own network thread (:mod:`.netloop`) through a
 leaner wire (:mod:`.wire`): each read is parsed at once and its messages handed on as one
@@ -28,13 +28,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import paho.mqtt.client as paho
-from paho.mqtt.enums import MQTTErrorCode
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
-from paho.mqtt.subscribeoptions import SubscribeOptions
-
 from ..acks import DeliveryAcks, PubAck, SubAck
 from ..config import MQTTConfig
 from ..errors import ConnectError
@@ -44,6 +37,7 @@ from ..timing import Backoff
 from .codes import GIVE_UP, connect_error, describe_reason, no_mqtt5
 from .inbox import Inbox, OnMessage
 from .netloop import NetworkLoop
+from .paho_api import MQTTErrorCode, PacketTypes, Properties, ReasonCode, SubscribeOptions, paho
 from .probe import lacks_mqtt5, point_at, tls_context
 from .wire import WireClient
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from paho.mqtt.reasoncodes import ReasonCode
-
 from ..errors import ConnectError
+from .paho_api import ReasonCode
 
 __all__ = ["GIVE_UP", "connect_error", "describe_reason", "no_mqtt5"]
 

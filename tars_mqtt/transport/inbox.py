@@ -6,11 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import paho.mqtt.client as paho
-from paho.mqtt.properties import Properties
-
 from ..acks import DeliveryAcks
 from ..envelope import Inbound
+from .paho_api import Properties, paho
 
 __all__ = ["Inbox", "OnMessage"]
 

@@ -17,8 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from paho.mqtt.enums import MQTTErrorCode, _ConnectionState
-
+from .paho_api import MQTTErrorCode, _ConnectionState
 from .wire import WireClient
 
 __all__ = ["NetworkLoop"]

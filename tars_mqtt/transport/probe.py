@@ -7,10 +7,8 @@ import ssl
 import threading
 import time
 
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
-
 from ..config import MQTTConfig
+from .paho_api import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion, paho
 
 __all__ = ["lacks_mqtt5", "point_at", "tls_context"]
 

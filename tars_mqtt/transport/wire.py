@@ -18,14 +18,17 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import paho.mqtt.client as paho
-from paho.mqtt._packet import DECODE_ERRORS
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, _ConnectionState
-from paho.mqtt.exception import MalformedPacket
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-
 from ..config import MQTTConfig
+from .paho_api import (
+    DECODE_ERRORS,
+    CallbackAPIVersion,
+    MalformedPacket,
+    MQTTErrorCode,
+    PacketTypes,
+    Properties,
+    _ConnectionState,
+    paho,
+)
 
 __all__ = ["OnAcked", "OnPublish", "WireClient"]
 

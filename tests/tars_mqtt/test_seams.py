@@ -90,3 +90,15 @@ def test_the_client_knows_neither_twin_nor_streams() -> None:
 def test_the_transport_does_not_import_the_dispatcher() -> None:
     assert "dispatch" not in _imports("transport")
     assert "envelope" in _imports("transport")  # Inbound lives beside Message
+
+
+def test_paho_is_imported_in_one_module() -> None:
+    """Every paho name the client uses, its internals included, is listed in paho_api."""
+    importers = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(name == "paho" or name.startswith("paho.") for name in names):
+                importers.append(str(path.relative_to(PACKAGE)))
+    assert sorted(set(importers)) == ["transport/paho_api.py"]
