@@ -274,7 +274,7 @@ def install(root: Path, *, prefix: str = DEFAULT_PREFIX, enable: bool = True,
 
 def _plugin(tree: _Tree) -> None:
     """The login-ids plugin: its source, and a build when the source changed or none exists."""
-    tree.write(login_ids.SOURCE, login_ids.source_text(), 0o644)
+    tree.write(login_ids.SOURCE, _template("tars_login_ids.c"), 0o644)
     library = tree.path(login_ids.LIBRARY)
     if login_ids.SOURCE in tree.report.changed or not library.is_file():
         try:

@@ -13,10 +13,9 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 
-__all__ = ["LIBRARY", "PACKAGES", "SOURCE", "BuildError", "build", "config_lines", "source_text"]
+__all__ = ["LIBRARY", "PACKAGES", "SOURCE", "BuildError", "build", "config_lines"]
 
 SOURCE = "usr/lib/tars/tars_login_ids.c"
 LIBRARY = "usr/lib/tars/tars_login_ids.so"
@@ -26,11 +25,6 @@ _INSTALL_HINT = "apt-get install " + " ".join(PACKAGES)
 
 class BuildError(Exception):
     """The plugin could not be compiled; the message says what to install or what failed."""
-
-
-def source_text() -> str:
-    return (resources.files("services") / "deploy" / "tars_login_ids.c").read_text(
-        encoding="utf-8")
 
 
 def config_lines(library: str, logins: Sequence[str]) -> str:
