@@ -59,13 +59,17 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _settings(root: Path, cert: Path, key: Path) -> BrokerSettings:
+def installed_broker(root: Path, tls: TLSListener | None = None) -> BrokerSettings:
+    """The broker settings of a tree tars-install wrote under ``root``, on a free port."""
     return BrokerSettings(port=free_port(), bind="127.0.0.1",
                           password_file=str(root / "etc/mosquitto/tars.passwd"),
                           acl_file=str(root / "etc/mosquitto/tars.acl"),
-                          plugin=str(root / "usr/lib/tars/tars_login_ids.so"),
-                          tls=TLSListener(str(cert), str(key), port=free_port(),
-                                          bind="127.0.0.1"))
+                          plugin=str(root / "usr/lib/tars/tars_login_ids.so"), tls=tls)
+
+
+def _settings(root: Path, cert: Path, key: Path) -> BrokerSettings:
+    return installed_broker(root, TLSListener(str(cert), str(key), port=free_port(),
+                                              bind="127.0.0.1"))
 
 
 @pytest.fixture(scope="module")

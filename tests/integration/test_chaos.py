@@ -32,10 +32,9 @@ import pytest
 from services import topics as t
 from services.demo import SCENE, SERVICE_ENV
 from services.demo import SERVICES as DEMO_SERVICES
-from services.install import BrokerSettings, hash_password, install
+from services.install import hash_password, install
 from tars_mqtt import MQTTClient, MQTTConfig, PublishError, PublishHandle
-from tars_mqtt.testing import free_port
-from tests.integration.test_acl_tls import RobotBroker, service_env
+from tests.integration.test_acl_tls import RobotBroker, installed_broker, service_env
 from tests.integration.test_topic_contract import acl_grants
 from tests.support.speech_stub import SpeechStub
 
@@ -172,11 +171,7 @@ def robot(tmp_path: Path) -> Iterator[tuple[Path, RobotBroker]]:
         passwd.write(f"demo:{hash_password('demo-password')}\n")
     with open(root / "etc/mosquitto/tars.acl", "a") as acl:
         acl.write(DEMO_ACL)
-    settings = BrokerSettings(port=free_port(), bind="127.0.0.1",
-                              password_file=str(root / "etc/mosquitto/tars.passwd"),
-                              acl_file=str(root / "etc/mosquitto/tars.acl"),
-                              plugin=str(root / "usr/lib/tars/tars_login_ids.so"))
-    broker = RobotBroker(tmp_path / "broker", settings).start()
+    broker = RobotBroker(tmp_path / "broker", installed_broker(root)).start()
     yield root, broker
     broker.stop()
 

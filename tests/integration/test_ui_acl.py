@@ -12,21 +12,16 @@ from pathlib import Path
 import pytest
 
 from services import topics as t
-from services.install import BrokerSettings, install
+from services.install import install
 from tars_mqtt import MQTTClient, MQTTConfig, PublishError
-from tars_mqtt.testing import free_port
-from tests.integration.test_acl_tls import Inbox, RobotBroker, service_env
+from tests.integration.test_acl_tls import Inbox, RobotBroker, installed_broker, service_env
 
 
 @pytest.fixture(scope="module")
 def robot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, RobotBroker]]:
     root = tmp_path_factory.mktemp("root")
     install(root)
-    settings = BrokerSettings(port=free_port(),
-                              password_file=str(root / "etc/mosquitto/tars.passwd"),
-                              acl_file=str(root / "etc/mosquitto/tars.acl"),
-                              plugin=str(root / "usr/lib/tars/tars_login_ids.so"))
-    broker = RobotBroker(tmp_path_factory.mktemp("broker"), settings).start()
+    broker = RobotBroker(tmp_path_factory.mktemp("broker"), installed_broker(root)).start()
     yield root, broker
     broker.stop()
 
