@@ -108,6 +108,12 @@ class Timeline:
             self.seen.append(msg)
             self._cond.notify_all()
 
+    def say(self, *lines: str) -> None:
+        """The demo's own lines, under the lock the message lines print under: a message
+        arriving meanwhile on a worker thread cannot land in the middle of one."""
+        with self._cond:
+            print("\n".join(lines), flush=True)
+
     def mark(self) -> int:
         with self._cond:
             return len(self.seen)
@@ -145,7 +151,7 @@ def play(url: str, workdir: Path, step_timeout: float, voices: Voices,
         failure = None
         try:
             names = (*SERVICES, "ui") if ui else SERVICES
-            print(f"── starting {', '.join(names)} (logs in {workdir})", flush=True)
+            timeline.say(f"── starting {', '.join(names)} (logs in {workdir})")
             for name in names:
                 module = "services.ui.service" if name == "ui" else f"services.{name}"
                 with open(workdir / f"{name}.log", "wb") as log:
@@ -159,13 +165,13 @@ def play(url: str, workdir: Path, step_timeout: float, voices: Voices,
             if ui:  # its health says ready once connected; the page is served just after
                 page = UISettings.from_env(env)
                 wait_for_port(page.port, 15)
-                print(f"── the live view: {page.url}", flush=True)
+                timeline.say(f"── the live view: {page.url}")
             heard = {"heard": "", "earlier": ""}
             for n, (title, topic, data, expects) in enumerate(SCENE, 1):
-                print(f"── step {n}: {title}", flush=True)
+                timeline.say(f"── step {n}: {title}")
                 mark = timeline.mark()
                 if topic == "user":
-                    print(f"   (espeak-ng: {voices.say(n, data['text'])})", flush=True)
+                    timeline.say(f"   (espeak-ng: {voices.say(n, data['text'])})")
                 else:
                     publish(watcher, t.spec_for(topic), data)
                 for want, fields in expects:
@@ -178,13 +184,13 @@ def play(url: str, workdir: Path, step_timeout: float, voices: Voices,
                     if want == "stt/final":
                         heard = {"heard": found.data["text"], "earlier": heard["heard"]}
             show_angles(timeline)
-            voices.report()
+            timeline.say(*voices.report())
             if ui:
                 hold()
         except Failed as exc:
             failure = exc
         finally:  # whatever happened, no service outlives the demo
-            print("── stopping the services (SIGTERM)", flush=True)
+            timeline.say("── stopping the services (SIGTERM)")
             mark = timeline.mark()
             try:
                 stop_all(procs, lambda name: timeline.expect(
@@ -214,9 +220,9 @@ def hold() -> None:
 def show_angles(timeline: Timeline) -> None:
     last = [m for m in timeline.seen if m.topic == "movement/status"
             and isinstance(m.data, dict) and "angles" in m.data][-1]
-    print(f"── servo angles at the end (after {last.data['action']} {last.data['event']}):")
-    for joint, angle in last.data["angles"].items():
-        print(f"     {joint:<13} {angle:7.2f}°")
+    angles = last.data["angles"].items()
+    timeline.say(f"── servo angles at the end (after {last.data['action']} {last.data['event']}):",
+                 *(f"     {joint:<13} {angle:7.2f}°" for joint, angle in angles))
 
 
 def stop_all(procs: dict[str, subprocess.Popen[bytes]],

@@ -38,11 +38,14 @@ class Voices:
         hand_in(self.spool, pcm, kept.stem)
         return kept
 
-    def report(self) -> None:
+    def report(self) -> list[str]:
+        """The lines that list every WAV kept, heard and said, with its length."""
+        lines = []
         for title, where in (("the user said (espeak-ng, heard by tars-stt)", self.heard),
                              ("the robot said (tars-tts)", self.said)):
-            print(f"── what {title}:")
+            lines.append(f"── what {title}:")
             for path in sorted(where.glob("*.wav")):
                 with wave.open(str(path), "rb") as wav:
                     seconds = wav.getnframes() / wav.getframerate()
-                print(f"     {path}  {seconds:4.1f} s")
+                lines.append(f"     {path}  {seconds:4.1f} s")
+        return lines
