@@ -58,10 +58,11 @@ class MQTTClient:
         self._transport = Transport(
             config, will=None, backoff=backoff, on_connected=self._on_connected,
             on_disconnected=self._on_disconnected, on_message=self._on_message,
-            on_batch=self._on_batch,
+            on_batch=self._on_batch, budget=self._dispatcher.read_budget,
             on_ack=lambda mid, ack: self._outbox.acks.settle(mid, ack),
             on_suback=lambda mid, ack: self._subs.acks.settle(mid, ack), counters=self._counters,
         )
+        self._dispatcher.on_room = self._transport.wake
         self._subs = Subscriber(self._transport, ids=config.protocol == "5")
         self._routing = self._subs.table
         self._routed: list[Routed] = []  # of the read under way, on the network thread

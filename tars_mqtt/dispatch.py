@@ -9,7 +9,10 @@ mailboxes together; what happens when it is full is the explicit ``policy``.
 socket (keepalive, the link watchdog) through any stall of a handler. Back-pressure comes
 from the broker instead: a QoS 1/2 message is acknowledged only once released here
 (handled, dropped by the policy, or skipped as a duplicate), and the broker sends no
-more unacknowledged messages than the client's receive maximum.
+more unacknowledged messages than the client's receive maximum. Under ``block`` the
+network thread asks ``read_budget`` before each read: it parses no more packets than
+fit, and while the queue is full it reads nothing (TCP pushes back to the broker) until
+the workers make room, a short while at a time, so a QoS 0 flood slows down, not dropped.
 
 A *feed* (:mod:`~tars_mqtt.feeds`) is a subscription whose deliveries no worker takes: a
 consumer of its own (an event loop) is woken once when they start waiting, takes them in
@@ -103,6 +106,8 @@ class Dispatcher:
         self._ready: deque[_Mailbox] = deque()
         self._order: deque[Delivery] = deque()  # arrival order, for drop_oldest
         self._pending = 0
+        self._reader_waits = False  # read_budget() said 0: call on_room once there is room
+        self.on_room: Callable[[], None] = lambda: None  # wakes the network thread
         self._closed = False
         self._stopping = False
         self._busy_since: dict[str, float] = {}
@@ -119,6 +124,26 @@ class Dispatcher:
     @property
     def depth(self) -> int:
         return self._pending
+
+    def read_budget(self) -> int | None:
+        """On the network thread, before a read: how many packets it may parse. None: all
+        (a drop policy); 0: none, ``block``'s queue is full, and ``on_room`` is called from
+        a worker once there is room; else what fits in the queue plus the receive window."""
+        if self._policy != "block":
+            return None
+        self._reader_waits = True  # first: a worker making room from now on calls on_room
+        pending = self._pending
+        if pending >= self._size:
+            return 0
+        self._reader_waits = False
+        return self._size + self._window - pending
+
+    def _made_room(self) -> bool:
+        """With the lock held, after ``_pending`` fell: True when the reader must be told."""
+        if self._reader_waits and self._pending <= self._size - max(1, self._size // 4):
+            self._reader_waits = False
+            return True
+        return False
 
     def submit(self, inbound: Inbound, subs: list[Subscription]) -> None:
         """On the network thread: queue one message for each matching subscription."""
@@ -241,6 +266,8 @@ class Dispatcher:
             with self._cond:
                 self._pending -= len(batch)
                 self._space.notify_all()
+                if self._made_room():
+                    self.on_room()
                 if box.items:
                     if self._ready:  # others are waiting: to the back of the line
                         self._ready.append(box)
@@ -416,6 +443,8 @@ class Dispatcher:
         self._pending -= count
         if self._closed:
             self._space.notify_all()
+        if self._made_room():
+            self.on_room()
 
     def close_feed(self, box: _Mailbox) -> None:
         """A feed's consumer is gone: abandon what waits; later arrivals go to workers."""

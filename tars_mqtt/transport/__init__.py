@@ -65,7 +65,8 @@ class Transport:
     def __init__(self, config: MQTTConfig, *, will: tuple[str, bytes] | None = None,
                  on_connected: OnConnected, on_disconnected: OnDisconnected,
                  on_message: OnMessage, on_ack: OnAck, on_suback: OnSubAck,
-                 on_batch: OnBatch | None = None, counters: Counters | None = None,
+                 on_batch: OnBatch | None = None, budget: Callable[[], int | None] | None = None,
+                 counters: Counters | None = None,
                  backoff: Backoff | None = None, rng: random.Random | None = None) -> None:
         self.config = config
         self.v5 = config.protocol == "5"
@@ -91,7 +92,8 @@ class Transport:
         self.client.on_message = self._guard(inbox.from_message)
         self.client.on_publish_packet = self._guard(inbox.from_packet)
         self._loop = NetworkLoop(self.client, name=f"tars-mqtt-net-{config.client_id}",
-                                 delay=lambda: self.next_delay, after_read=inbox.after_read)
+                                 delay=lambda: self.next_delay, after_read=inbox.after_read,
+                                 budget=budget or (lambda: None))
         self.set_will(will)
         if len(config.brokers) > 1:
             self._contexts = {b.url: tls_context(b) for b in config.brokers if b.tls}
@@ -180,6 +182,10 @@ class Transport:
 
     def on_network_thread(self) -> bool:
         return threading.current_thread() is self._loop.thread
+
+    def wake(self) -> None:
+        """Have the network thread look again (the reads it holds may go on); any thread."""
+        self._loop.wake()
 
     def kick(self) -> None:
         """Drop a link that looks alive but carries nothing; paho then reconnects."""

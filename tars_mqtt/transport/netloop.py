@@ -4,6 +4,9 @@ One ``select`` on the socket and a wake-up socket pair; then one read (every com
 packet in it, handed on as one batch), one write of everything queued, and paho's
 keepalive. Threads that queue a packet wake it with one byte, and only when no wake-up is
 pending already, so a burst of publishes costs one wake-up and goes out in one ``send``.
+A read parses at most ``budget()`` packets (the rest stays buffered); a budget of 0 (the
+client's queue is full) holds reads until woken, up to ``_HOLD`` seconds at a time, so the
+keepalive and the link watchdog still see traffic through a stalled handler.
 After a lost link it waits the delay the transport set (any wake-up that is not a stop
 waits on), then reconnects with paho's own ``reconnect()``.
 """
@@ -23,6 +26,7 @@ from .wire import WireClient
 __all__ = ["NetworkLoop"]
 
 _IDLE = 1.0  # seconds between keepalive checks on a quiet link (paho's loop_forever default)
+_HOLD = 0.1  # most seconds one hold of the reads lasts: far below any watchdog threshold
 _ENDED = (_ConnectionState.MQTT_CS_DISCONNECTING, _ConnectionState.MQTT_CS_DISCONNECTED)
 
 
@@ -30,13 +34,17 @@ class NetworkLoop:
     """Runs one ``WireClient`` on a thread of its own, named ``name``.
 
     ``delay()`` is the wait before the next connection attempt; ``after_read()`` runs on
-    this thread after every read, to hand the messages parsed in it on at once.
+    this thread after every read, to hand the messages parsed in it on at once;
+    ``budget()`` is asked before each read (None: no limit; 0: hold, and the caller wakes
+    the thread once reading may go on).
     """
 
     def __init__(self, client: WireClient, *, name: str, delay: Callable[[], float],
-                 after_read: Callable[[], None]) -> None:
+                 after_read: Callable[[], None],
+                 budget: Callable[[], int | None] = lambda: None) -> None:
         self._client, self._name = client, name
-        self._delay, self._after_read = delay, after_read
+        self._delay, self._after_read, self._budget = delay, after_read, budget
+        self._held_since: float | None = None  # when the reads were first held, this time
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -120,6 +128,23 @@ class NetworkLoop:
             self._woken = False
             self._drain()
 
+    def _limit(self) -> tuple[float, int | None]:
+        """Seconds to hold the reads (0.0: read now), and the packets the read may parse.
+        A hold lasts up to _HOLD; then one read takes everything (what does not fit in the
+        queue is dropped and counted), and the next hold starts."""
+        budget = self._budget()
+        if budget != 0:
+            self._held_since = None
+            return 0.0, budget
+        now = time.monotonic()
+        if self._held_since is None:
+            self._held_since = now
+        left = self._held_since + _HOLD - now
+        if left <= 0:
+            self._held_since = None
+            return 0.0, None
+        return left, None
+
     def _drain(self) -> None:
         with contextlib.suppress(OSError):
             self._wake_r.recv(4096)
@@ -128,12 +153,13 @@ class NetworkLoop:
         client = self._client
         sock = client._sock
         assert sock is not None
-        ready = client.buffered()
         self._woken = False  # before looking at the queue: a packet queued after it wakes us
+        held, limit = self._limit()
+        ready = not held and client.buffered()
         writing = [sock] if client._out_packet else []
         try:
-            readable, _, _ = select.select([sock, self._wake_r], writing, [],
-                                           0.0 if ready else _IDLE)
+            readable, _, _ = select.select([self._wake_r] if held else [sock, self._wake_r],
+                                           writing, [], held or (0.0 if ready else _IDLE))
         except (TypeError, ValueError, OSError):  # the socket went away under us
             client._loop_rc_handle(MQTTErrorCode.MQTT_ERR_CONN_LOST)
             return
@@ -144,7 +170,7 @@ class NetworkLoop:
             # Nobody else wakes us meanwhile: the flag is still set.
             time.sleep(0)
         if ready or sock in readable:
-            rc = client.read_some()
+            rc = client.read_some(limit)
             self._after_read()
             if rc:
                 client._loop_rc_handle(rc)

@@ -69,6 +69,7 @@ class WireClient(paho.Client):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._rbuf = bytearray()
+        self._parked = False  # read_some stopped at its limit: complete packets wait in _rbuf
         self._v5 = self._protocol == paho.MQTTv5
 
     @classmethod
@@ -108,26 +109,33 @@ class WireClient(paho.Client):
                 sock.shutdown(socket.SHUT_RDWR)
 
     # Reading ---------------------------------------------------------------------------
-    def read_some(self) -> MQTTErrorCode:
-        """One ``recv``, then every complete packet in the buffer; an error code ends the link.
-
-        Raises what paho's own handlers raise outside their callbacks (a fault in paho).
+    def read_some(self, limit: int | None = None) -> MQTTErrorCode:
+        """One ``recv``, then every complete packet in the buffer, or the first ``limit``
+        (the rest waits, unread by the socket, for the next call); an error code ends the
+        link. Raises what paho's own handlers raise outside their callbacks (a fault in paho).
         """
-        try:
-            data = self._sock_recv(_READ)
-        except BlockingIOError:
-            return MQTTErrorCode.MQTT_ERR_SUCCESS
-        except OSError as err:
-            self._easy_log(paho.MQTT_LOG_ERR, "failed to receive on socket: %s", err)
-            return MQTTErrorCode.MQTT_ERR_CONN_LOST
-        if not data:
-            return MQTTErrorCode.MQTT_ERR_CONN_LOST
-        with self._msgtime_mutex:
-            self._last_bytes_received = paho.time_func()
+        if not self._parked:
+            try:
+                data = self._sock_recv(_READ)
+            except BlockingIOError:
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
+            except OSError as err:
+                self._easy_log(paho.MQTT_LOG_ERR, "failed to receive on socket: %s", err)
+                return MQTTErrorCode.MQTT_ERR_CONN_LOST
+            if not data:
+                return MQTTErrorCode.MQTT_ERR_CONN_LOST
+            with self._msgtime_mutex:
+                self._last_bytes_received = paho.time_func()
+            self._rbuf += data
         buf = self._rbuf
-        buf += data
         pos, end, rc = 0, len(buf), MQTTErrorCode.MQTT_ERR_SUCCESS
+        self._parked = False
+        left = -1 if limit is None else limit
         while end - pos >= 2:
+            if left == 0:
+                self._parked = True  # parsed on the next call, before the socket is read
+                break
+            left -= 1
             length, mult, i = 0, 1, pos + 1
             while True:  # the remaining length: at most 4 bytes of 7 bits
                 if i >= end:
@@ -162,11 +170,14 @@ class WireClient(paho.Client):
 
     def buffered(self) -> bool:
         """Bytes already read (ours, or TLS's) that the next ``read_some`` can parse."""
+        if self._parked:
+            return True
         pending = getattr(self._sock, "pending", None)
         return pending is not None and pending() > 0
 
     def _sock_close(self) -> None:
         self._rbuf.clear()  # never parse one connection's bytes on the next
+        self._parked = False
         super()._sock_close()
 
     def _handle_publish(self) -> MQTTErrorCode:

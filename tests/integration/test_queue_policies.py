@@ -7,11 +7,12 @@ the bound), so 4 more fit; what happens to the rest is the policy.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
 
-from tars_mqtt import MQTTClient, PublishHandle
+from tars_mqtt import Message, MQTTClient, PublishHandle
 from tests.tars_mqtt.support import WAIT, Collector, wait_until
 
 MakeClient = Callable[..., MQTTClient]
@@ -110,3 +111,42 @@ def test_drops_are_counted_across_subscriptions(make_client: MakeClient) -> None
     assert got.wait_for(QUEUE)
     client.stop(WAIT)
     assert quiet.messages == []
+
+
+def test_block_slows_a_qos0_flood_down_instead_of_dropping_it(make_client: MakeClient) -> None:
+    """A handler slower than the publisher, but moving: while the queue is full the network
+    thread reads nothing, TCP holds the broker back, and every QoS 0 message is handled."""
+    client = make_client(workers=1, queue_size=QUEUE, queue_policy="block",
+                         enable_heartbeat=False)
+    publisher = make_client(enable_heartbeat=False)
+    got = Collector()
+
+    def slow(msg: Message) -> None:
+        time.sleep(0.001)  # a millisecond of work a message: ~300 ms for the flood
+        got(msg)
+
+    client.subscribe("flood/slow", slow, qos=0)
+    handles = [publisher.publish_event("flood/slow", "test.n", {"n": n}, qos=0)
+               for n in range(300)]
+    for handle in handles:
+        handle.wait(WAIT)
+    assert got.wait_for(300), f"handled {len(got.messages)}, stats {client.stats()}"
+    assert [m.data["n"] for m in got.messages] == list(range(300))
+    assert client.stats().dropped == 0
+
+
+def test_block_reads_on_through_a_long_stall_and_counts_qos0_drops(
+        make_client: MakeClient) -> None:
+    """A handler stalled far longer than one hold of the reads: the network thread reads
+    on (keepalive, watchdog), and QoS 0 beyond the queue plus the window is dropped."""
+    client, got, gate = _flood(make_client, "block", 60, qos=0)
+    try:
+        assert wait_until(lambda: client.stats().received == 61)
+        stats = client.stats()
+        room = QUEUE + client.config.receive_window
+        assert (stats.dropped, stats.queue_depth) == (61 - room, room)
+        assert client.is_connected
+    finally:
+        gate.set()
+    assert got.wait_for(room)
+    assert [m.data["n"] for m in got.messages] == list(range(room))

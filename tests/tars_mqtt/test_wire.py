@@ -75,6 +75,23 @@ def test_one_read_gives_every_complete_packet_and_keeps_the_partial_one(
     assert seen[-1][:2] == (b"a/e", b"four")
 
 
+def test_a_limited_read_leaves_the_rest_for_the_next_call_without_reading_again(
+        wire: tuple[WireClient, socket.socket, Seen]) -> None:
+    """The client's queue has room for two: the third packet waits in the buffer, and the
+    next call parses it before the socket is read again."""
+    client, broker, seen = wire
+    broker.sendall(b"".join(_publish(b"t", bytes([n]), props=_props(client)) for n in range(3)))
+    assert client.read_some(2) == MQTTErrorCode.MQTT_ERR_SUCCESS
+    assert [p for _, p, *_ in seen] == [b"\0", b"\1"]
+    assert client.buffered()
+    broker.sendall(_publish(b"t", b"\3", props=_props(client)))
+    assert client.read_some(2) == MQTTErrorCode.MQTT_ERR_SUCCESS
+    assert [p for _, p, *_ in seen] == [b"\0", b"\1", b"\2"]  # not yet the one just sent
+    assert not client.buffered()
+    assert client.read_some() == MQTTErrorCode.MQTT_ERR_SUCCESS
+    assert seen[-1][1] == b"\3"
+
+
 def test_properties_are_parsed_only_where_there_are_some(
         wire: tuple[WireClient, socket.socket, Seen]) -> None:
     client, broker, seen = wire
