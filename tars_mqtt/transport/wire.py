@@ -1,12 +1,11 @@
 """paho's client with a leaner wire: a whole read parsed at once, queued packets sent in one
-write, and no property objects for messages that carry no properties.
+write (:mod:`.writes`), and no property objects for messages that carry no properties.
 
 paho reads a packet with three ``recv`` calls (command, length, body) and builds an MQTT 5
-``Properties`` object for every PUBLISH, also an empty one; it writes one ``send`` per
-packet and wakes its thread with one more per packet. Here a read takes what the socket has
-(up to 64 KiB) and parses every complete packet in it; a write joins every queued packet
-into one ``send``. Everything else (CONNACK, SUBACK, QoS 2, keepalive, reconnect) is paho's
-own code, fed the same ``_in_packet`` it would have built itself.
+``Properties`` object for every PUBLISH, also an empty one. Here a read takes what the
+socket has (up to 64 KiB) and parses every complete packet in it. Everything else
+(CONNACK, SUBACK, QoS 2, keepalive, reconnect) is paho's own code, fed the same
+``_in_packet`` it would have built itself.
 """
 
 from __future__ import annotations
@@ -26,33 +25,31 @@ from .paho_api import (
     MQTTErrorCode,
     PacketTypes,
     Properties,
-    _ConnectionState,
     paho,
 )
+from .writes import BatchedWrites, OnAcked
 
 __all__ = ["OnAcked", "OnPublish", "WireClient"]
 
-_PUBLISH, _PUBACK, _DISCONNECT = 0x30, 0x40, 0xE0
+_PUBLISH = 0x30
 _READ = 65536  # bytes asked of the socket per read
-_WRITE = 65536  # bytes joined into one send
-_MAX_PAYLOAD = 268435455  # what MQTT's remaining length can carry, as paho checks it
 
 # topic (raw bytes), payload, qos, retain, mid, properties (None when the packet had none)
 OnPublish = Callable[[bytes, bytes, int, bool, int, "Properties | None"], None]
-OnAcked = Callable[[int], None]  # mid: a QoS 0 publish written, or a QoS 1/2 one acknowledged
 
 
 def _properties(packet_type: int) -> Properties:
     return Properties(packet_type)  # type: ignore[no-untyped-call]
 
 
-class WireClient(paho.Client):
-    """paho's client, with our reads and writes and three hooks (all on the network thread).
+class WireClient(BatchedWrites):
+    """paho's client, with our reads and writes and its hooks.
 
     ``on_publish_packet`` gets every QoS 0/1 PUBLISH as bytes (QoS 2 takes paho's path, on
-    to ``on_message`` after its PUBREL); ``on_acked`` a successful QoS 0 write or PUBACK
-    (refusals take paho's ``on_publish``); ``on_queued`` runs, on any thread, after a packet
-    was queued, so the network thread can be woken to send it.
+    to ``on_message`` after its PUBREL), on the network thread; ``on_acked`` a successful
+    QoS 0 write (on the thread that wrote it) or PUBACK (refusals take paho's
+    ``on_publish``); ``on_queued`` runs, on any thread, after a packet was queued and not
+    sent at once, so the network thread can be woken to send it.
 
     With ``manual_ack`` paho answers a PUBREL for a QoS 2 message it no longer holds with
     nothing (its own comment points at eclipse/paho.mqtt.python#284), and the broker keeps
@@ -63,14 +60,11 @@ class WireClient(paho.Client):
 
     on_unknown_pubrel: Callable[[int], None] | None = None
     on_publish_packet: OnPublish | None = None
-    on_acked: OnAcked | None = None
-    on_queued: Callable[[], None] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._rbuf = bytearray()
         self._parked = False  # read_some stopped at its limit: complete packets wait in _rbuf
-        self._v5 = self._protocol == paho.MQTTv5
 
     @classmethod
     def for_config(cls, cfg: MQTTConfig) -> WireClient:
@@ -237,107 +231,6 @@ class WireClient(paho.Client):
         if not known and self.on_unknown_pubrel is not None:
             self.on_unknown_pubrel(mid)
         return rc
-
-    # Writing ---------------------------------------------------------------------------
-    def publish_qos0(self, topic: str, payload: bytes, retain: bool) -> int:
-        """Queue a QoS 0 PUBLISH without properties; its mid, or 0 while there is no link.
-
-        What ``publish()`` does for it, without the ``MQTTMessageInfo`` (a lock and a
-        condition each) nobody here waits on. The topic was checked by the caller.
-        """
-        if len(payload) > _MAX_PAYLOAD:
-            raise ValueError("Payload too large.")
-        if self._sock is None:
-            return 0
-        name = topic.encode("utf-8")
-        mid = self._mid_generate()
-        packet = bytearray(b"\x31" if retain else b"\x30")
-        length = 2 + len(name) + len(payload) + self._v5
-        while True:
-            byte, length = length & 127, length >> 7
-            packet.append(byte | 128 if length else byte)
-            if not length:
-                break
-        packet += len(name).to_bytes(2, "big")
-        packet += name
-        if self._v5:
-            packet.append(0)  # no properties
-        packet += payload
-        self._packet_queue(_PUBLISH, packet, mid, 0)
-        return mid
-
-    def _packet_queue(self, command: int, packet: bytes | bytearray, mid: int, qos: int,
-                      info: paho.MQTTMessageInfo | None = None) -> MQTTErrorCode:
-        """Queue only: the network thread sends (paho would write a wake-up byte per packet,
-        or, with no thread of its own, send right here on the caller's thread)."""
-        self._out_packet.append({"command": command, "mid": mid, "qos": qos, "pos": 0,
-                                 "to_process": len(packet), "packet": packet, "info": info})
-        queued = self.on_queued
-        if queued is not None:
-            queued()
-        return MQTTErrorCode.MQTT_ERR_SUCCESS
-
-    def _packet_write(self) -> MQTTErrorCode:
-        out = self._out_packet
-        while out:
-            batch: list[Any] = []
-            chunks: list[bytes | bytearray] = []
-            size = 0
-            while out and size < _WRITE:
-                packet = out.popleft()
-                batch.append(packet)
-                chunk = packet["packet"]
-                chunks.append(chunk[packet["pos"]:] if packet["pos"] else chunk)
-                size += packet["to_process"]
-                if packet["command"] & 0xF0 == _DISCONNECT:
-                    break  # paho closes the socket once it is written
-            try:
-                sent = self._sock_send(chunks[0] if len(chunks) == 1 else b"".join(chunks))
-            except (AttributeError, ValueError):
-                out.extendleft(reversed(batch))
-                return MQTTErrorCode.MQTT_ERR_SUCCESS
-            except BlockingIOError:
-                out.extendleft(reversed(batch))
-                return MQTTErrorCode.MQTT_ERR_AGAIN
-            except OSError as err:
-                out.extendleft(reversed(batch))
-                self._easy_log(paho.MQTT_LOG_ERR, "failed to send on socket: %s", err)
-                return MQTTErrorCode.MQTT_ERR_CONN_LOST
-            with self._msgtime_mutex:
-                self._last_msg_out = paho.time_func()
-            for n, packet in enumerate(batch):
-                left = packet["to_process"]
-                if sent < left:  # the socket took part of it: the rest when it has room
-                    packet["to_process"] -= sent
-                    packet["pos"] += sent
-                    out.extendleft(reversed(batch[n:]))
-                    return MQTTErrorCode.MQTT_ERR_AGAIN
-                sent -= left
-                packet["pos"] += left
-                packet["to_process"] = 0
-                if self._written(packet):
-                    out.extendleft(reversed(batch[n + 1:]))
-                    return MQTTErrorCode.MQTT_ERR_SUCCESS
-        return MQTTErrorCode.MQTT_ERR_SUCCESS
-
-    def _written(self, packet: Any) -> bool:
-        """After a whole packet went out: paho's bookkeeping; True when it was DISCONNECT."""
-        kind = packet["command"] & 0xF0
-        if kind == _PUBLISH and packet["qos"] == 0:
-            hook = self.on_acked
-            if hook is not None:
-                hook(packet["mid"])
-            if packet["info"] is not None:
-                packet["info"]._set_as_published()
-        elif kind == _DISCONNECT:
-            self._do_on_disconnect(packet_from_broker=False,
-                                   v1_rc=MQTTErrorCode.MQTT_ERR_SUCCESS)
-            self._sock_close()
-            # Only a wanted disconnection ends the client; the broker's may be reconnected.
-            if self._state == _ConnectionState.MQTT_CS_DISCONNECTING:
-                self._state = _ConnectionState.MQTT_CS_DISCONNECTED
-            return True
-        return False
 
     def on_network_thread(self) -> bool:
         return threading.current_thread() is self._thread

@@ -13,6 +13,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from tars_mqtt.transport import writes
 from tars_mqtt.transport.wire import WireClient
 
 
@@ -123,6 +124,7 @@ def test_a_closed_socket_reads_as_a_lost_link(
 def test_queued_publishes_go_out_in_one_send_then_count_as_written(
         wire: tuple[WireClient, socket.socket, Seen], monkeypatch: pytest.MonkeyPatch) -> None:
     client, broker, _ = wire
+    monkeypatch.setattr(writes, "_SPARSE", 1e9)  # a busy link: nothing is sent at once
     queued, written, sends = [], [], []
     client.on_queued = lambda: queued.append(1)
     client.on_acked = written.append
@@ -135,6 +137,21 @@ def test_queued_publishes_go_out_in_one_send_then_count_as_written(
     props = _props(client)
     assert broker.recv(65536) == b"".join(_publish(f"w/{n}".encode(), f"m{n}".encode(),
                                                    props=props) for n in range(3))
+
+
+def test_a_lone_packet_on_a_quiet_link_is_sent_at_once_by_its_own_thread(
+        wire: tuple[WireClient, socket.socket, Seen], monkeypatch: pytest.MonkeyPatch) -> None:
+    """No wake-up of the network thread: the publishing thread writes it (plain TCP)."""
+    client, broker, _ = wire
+    queued, written = [], []
+    client.on_queued = lambda: queued.append(1)
+    client.on_acked = written.append
+    mid = client.publish_qos0("q/t", b"now", False)
+    assert (queued, written, client.want_write()) == ([], [mid], False)
+    assert broker.recv(65536) == _publish(b"q/t", b"now", props=_props(client))
+    monkeypatch.setattr(writes, "_SPARSE", 1e9)  # the next one follows closely: batched
+    client.publish_qos0("q/t", b"later", False)
+    assert (queued, client.want_write()) == ([1], True)
 
 
 def test_a_partial_send_keeps_the_rest_in_order(
