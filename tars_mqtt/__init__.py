@@ -8,7 +8,6 @@ are acknowledged only once handled. docs/api.md describes every name exported he
 
 from .client import MQTTClient
 from .config import MQTTConfig
-from .dispatch import Subscription
 from .envelope import Envelope, Message
 from .errors import (
     ConfigError,
@@ -18,6 +17,7 @@ from .errors import (
     RequestTimeout,
     SubscribeError,
 )
+from .mailboxes import Subscription
 from .publishing import PublishHandle
 from .requests import ReplyHandle
 from .state import ClientState

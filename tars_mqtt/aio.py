@@ -18,10 +18,10 @@ from typing import Any, overload
 from . import runner
 from .client import MQTTClient
 from .config import MQTTConfig, QueuePolicy
-from .dispatch import Subscription
 from .envelope import Message
 from .errors import MQTTError, RequestTimeout
 from .handoff import AsyncHandler, LoopHandler, acked, cancel_when_sent, courier_for, replied
+from .mailboxes import Subscription
 from .publishing import PublishHandle
 from .requests import ReplyHandle
 from .state import ClientState

@@ -18,11 +18,12 @@ from typing import Any, overload
 from . import runner
 from .config import MQTTConfig
 from .dedupe import Deduplicator
-from .dispatch import Dispatcher, Handler, Routed, Subscription
+from .dispatch import Dispatcher
 from .envelope import Inbound, Message, encode_payload
 from .errors import ConnectError, MQTTError
 from .feeds import Feed
 from .health import HEALTH_TYPE, health_data
+from .mailboxes import Handler, Routed, Subscription
 from .publishing import Envelopes, Outbox, PublishHandle
 from .requests import ReplyHandle, Requester
 from .state import ClientState

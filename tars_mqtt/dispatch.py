@@ -26,66 +26,24 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 from .config import QueuePolicy
 from .dedupe import Deduplicator
 from .envelope import Inbound, Message
 from .feeds import Feed
+from .mailboxes import Delivery, Mailbox, Routed, Subscription
 from .stats import Counters, suppressed
 
-__all__ = ["Delivery", "Dispatcher", "Handler", "Routed", "Subscription"]
+__all__ = ["Dispatcher"]
 
 log = logging.getLogger("tars_mqtt")
 
-Handler = Callable[[Message], Any]
 _BATCH = 32  # deliveries one worker takes from a mailbox before letting others have a turn
 # A worker that empties a mailbox fed faster than one message per _DENSE seconds keeps it
 # for _LINGER seconds and takes what arrived meanwhile as one batch. Under the GIL a
 # thread wake-up per message cost more than handling it (bench/RESULTS.md).
 _DENSE = 0.0002  # streams above ~5,000 msg/s; slower ones keep their latency
 _LINGER = 0.002
-
-
-@dataclass(eq=False)
-class Subscription:
-    """One handler on one filter; returned by ``subscribe`` and accepted by ``unsubscribe``."""
-
-    filter: str
-    handler: Handler
-    qos: int = 0
-    raw: bool = False
-    active: bool = True
-
-    @property
-    def name(self) -> str:
-        return getattr(self.handler, "__qualname__", repr(self.handler))
-
-
-class _Mailbox:
-    """The deliveries waiting for one subscription; owned by at most one worker at a time."""
-
-    __slots__ = ("sub", "items", "scheduled", "wake")
-
-    def __init__(self, sub: Subscription, wake: Callable[[], None] | None = None) -> None:
-        self.sub = sub
-        self.items: deque[Delivery] = deque()
-        self.scheduled = False  # in the ready line, or held by a worker or a feed's consumer
-        self.wake = wake  # a feed's: told when work waits, instead of the ready line
-
-
-class Delivery:
-    """One message queued for one subscription."""
-
-    __slots__ = ("box", "inbound", "taken")
-
-    def __init__(self, box: _Mailbox, inbound: Inbound) -> None:
-        self.box, self.inbound = box, inbound
-        self.taken = False  # a worker has it, or drop_oldest dropped it
-
-
-Routed = tuple[Inbound, list[Subscription]]  # a message and the subscriptions it goes to
 
 
 class Dispatcher:
@@ -102,8 +60,8 @@ class Dispatcher:
         lock = threading.Lock()
         self._cond = threading.Condition(lock)  # workers wait here for work
         self._space = threading.Condition(lock)  # close() waits here for the queue to drain
-        self._boxes: dict[Subscription, _Mailbox] = {}
-        self._ready: deque[_Mailbox] = deque()
+        self._boxes: dict[Subscription, Mailbox] = {}
+        self._ready: deque[Mailbox] = deque()
         self._order: deque[Delivery] = deque()  # arrival order, for drop_oldest
         self._pending = 0
         self._reader_waits = False  # read_budget() said 0: call on_room once there is room
@@ -181,7 +139,7 @@ class Dispatcher:
                 for sub in subs:
                     box = boxes.get(sub)
                     if box is None:
-                        box = boxes[sub] = _Mailbox(sub)
+                        box = boxes[sub] = Mailbox(sub)
                     delivery = Delivery(box, inbound)
                     box.items.append(delivery)
                     if oldest_first:
@@ -194,7 +152,7 @@ class Dispatcher:
         for delivery in evicted:  # acknowledged (QoS 1/2) outside the lock
             delivery.inbound.release()
 
-    def _schedule(self, box: _Mailbox) -> None:
+    def _schedule(self, box: Mailbox) -> None:
         """With the lock held: ``box`` has work for a worker, or for its feed's consumer."""
         box.scheduled = True
         if box.wake is not None:
@@ -234,7 +192,7 @@ class Dispatcher:
 
     def _work(self) -> None:
         me = threading.current_thread().name
-        box: _Mailbox | None = None  # the mailbox this worker holds between batches
+        box: Mailbox | None = None  # the mailbox this worker holds between batches
         last_batch = 0.0
         while True:
             with self._cond:
@@ -291,7 +249,7 @@ class Dispatcher:
                 if not sub.active and not box.scheduled:
                     del self._boxes[sub]
 
-    def _let_go(self, box: _Mailbox) -> None:
+    def _let_go(self, box: Mailbox) -> None:
         """With the lock held: ``box`` is empty; forget it once its subscription is gone."""
         box.scheduled = False
         if not box.sub.active and self._boxes.get(box.sub) is box:
@@ -338,7 +296,7 @@ class Dispatcher:
         self._counters.record_latency(time.monotonic() - inbound.received_at)
         inbound.release()
 
-    def _abandon_mailbox(self, box: _Mailbox) -> None:
+    def _abandon_mailbox(self, box: Mailbox) -> None:
         self._abandon(list(box.items))
         self._pending -= len(box.items)
         box.items.clear()
@@ -398,12 +356,12 @@ class Dispatcher:
     # Feeds (tars_mqtt.feeds): deliveries a consumer of its own takes in batches --------
     def feed(self, sub: Subscription, wake: Callable[[], None]) -> Feed:
         """Route ``sub``'s deliveries to a consumer instead of the workers; see ``Feed``."""
-        box = _Mailbox(sub, wake)
+        box = Mailbox(sub, wake)
         with self._cond:
             self._boxes[sub] = box
         return Feed(self, box)
 
-    def take(self, box: _Mailbox, limit: int, settled: int = 0) -> list[Delivery]:
+    def take(self, box: Mailbox, limit: int, settled: int = 0) -> list[Delivery]:
         """For a feed: up to ``limit`` of ``box``'s deliveries (none lets go of it), and
         ``settled`` it took before no longer count against the bound."""
         with self._cond:
@@ -446,7 +404,7 @@ class Dispatcher:
         if self._made_room():
             self.on_room()
 
-    def close_feed(self, box: _Mailbox) -> None:
+    def close_feed(self, box: Mailbox) -> None:
         """A feed's consumer is gone: abandon what waits; later arrivals go to workers."""
         with self._cond:
             if box.items:

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from .envelope import Message
 
 if TYPE_CHECKING:
-    from .dispatch import Delivery, Dispatcher, Subscription, _Mailbox
+    from .dispatch import Dispatcher
+    from .mailboxes import Delivery, Mailbox, Subscription
 
 __all__ = ["Feed", "Taken"]
 
@@ -30,7 +31,7 @@ class Feed:
 thread.
     """
 
-    def __init__(self, dispatcher: Dispatcher, box: _Mailbox) -> None:
+    def __init__(self, dispatcher: Dispatcher, box: Mailbox) -> None:
         self.subscription: Subscription = box.sub
         self._dispatcher, self._box = dispatcher, box
         self._settled = 0  # settled since the last take: counted against the bound till then

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from itertools import zip_longest
 
 from .acks import SubAck
-from .dispatch import Subscription
 from .envelope import Inbound
+from .mailboxes import Subscription
 from .topics import matches
 
 __all__ = ["Route", "RoutingTable", "Send", "filters_overlap"]

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import Protocol
 
 from .acks import AckBook, SubAck
-from .dispatch import Subscription
 from .envelope import Inbound
 from .errors import SubscribeError
+from .mailboxes import Subscription
 from .routing import Route, RoutingTable
 
 __all__ = ["Subscriber"]

@@ -18,8 +18,9 @@ import pytest
 from tars_mqtt import Envelope, Message
 from tars_mqtt.config import QueuePolicy
 from tars_mqtt.dedupe import Deduplicator
-from tars_mqtt.dispatch import Dispatcher, Subscription
+from tars_mqtt.dispatch import Dispatcher
 from tars_mqtt.envelope import Inbound
+from tars_mqtt.mailboxes import Subscription
 from tars_mqtt.stats import Counters
 
 WAIT = 10.0

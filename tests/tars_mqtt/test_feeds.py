@@ -12,8 +12,9 @@ import pytest
 
 from tars_mqtt.config import QueuePolicy
 from tars_mqtt.dedupe import Deduplicator
-from tars_mqtt.dispatch import Dispatcher, Subscription
+from tars_mqtt.dispatch import Dispatcher
 from tars_mqtt.feeds import Feed
+from tars_mqtt.mailboxes import Subscription
 from tars_mqtt.stats import Counters
 
 from .test_dispatch import AckLog, routed

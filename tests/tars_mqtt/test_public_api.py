@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 import tars_mqtt
-from tars_mqtt.dispatch import Subscription
+from tars_mqtt.mailboxes import Subscription
 from tars_mqtt.transport import connect_error
 
 PUBLIC = {

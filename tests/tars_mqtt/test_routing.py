@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tars_mqtt.dispatch import Subscription
 from tars_mqtt.envelope import Inbound
+from tars_mqtt.mailboxes import Subscription
 from tars_mqtt.routing import Route, RoutingTable, filters_overlap
 
 
