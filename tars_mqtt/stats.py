@@ -24,6 +24,7 @@ class ClientStats:
     decode_errors: int = 0
     handler_errors: int = 0
     reconnects: int = 0
+    failed_connects: int = 0  # connection attempts that failed or were refused
     queue_depth: int = 0
     offline_queued: int = 0
     late_replies: int = 0
@@ -47,7 +48,7 @@ class Counters:
     _NAMES = (
         "published", "received", "dispatched", "dropped", "duplicates",
         "decode_errors", "handler_errors", "reconnects", "late_replies", "callback_errors",
-        "unrouted",
+        "unrouted", "failed_connects",
     )
 
     def __init__(self, latency_window: int = 2048) -> None:

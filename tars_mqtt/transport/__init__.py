@@ -273,7 +273,8 @@ class Transport:
         cfg = self.broker
         self._answered = True
         if reason.is_failure:
-            error = connect_error(reason, cfg.host, cfg.port)
+            self._counters.add("failed_connects")
+            error = connect_error(reason, cfg.host, cfg.port, self.config.client_id)
             log.error("%s", error)
             if error.reason in GIVE_UP:
                 self._give_up(error)
@@ -293,6 +294,7 @@ class Transport:
 
     def _handle_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         cfg = self.broker
+        self._counters.add("failed_connects")
         if not self.first_result.is_set():
             # paho calls this inside its ``except OSError``: the exception says why.
             exc = sys.exc_info()[1]

@@ -20,10 +20,14 @@ def describe_reason(code: Any) -> str:
     return f"{name} (0x{int(getattr(code, 'value', 0)):02x})"
 
 
-def connect_error(code: ReasonCode, host: str, port: int) -> ConnectError:
+def connect_error(code: ReasonCode, host: str, port: int, client_id: str = "") -> ConnectError:
     reason = _FATAL.get(code.value, "refused")
+    hint = ""
+    if reason == "not_authorized" and client_id:  # a robot broker ties client ids to logins
+        hint = (f": this login may not connect, or not with client id {client_id!r} (it may"
+                " belong to another login); the broker's log says which")
     return ConnectError(
-        f"broker {host}:{port} refused the connection: {describe_reason(code)}",
+        f"broker {host}:{port} refused the connection: {describe_reason(code)}{hint}",
         reason=reason, reason_code=code.value,
     )
 

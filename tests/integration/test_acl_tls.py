@@ -187,6 +187,9 @@ def test_anonymous_clients_are_refused(robot_broker: RobotBroker) -> None:
 def _refused(connect: Callable[..., MQTTClient], user: str, client_id: str) -> str:
     with pytest.raises(ConnectError) as refused:
         connect(user, MQTT_CLIENT_ID=client_id)
+    if refused.value.reason == "not_authorized":  # the error says where to look
+        assert f"not with client id {client_id!r}" in str(refused.value)
+        assert "the broker's log says which" in str(refused.value)
     return refused.value.reason
 
 

@@ -193,8 +193,9 @@ def test_twenty_clients_losing_the_broker_together_come_back_spread_out(
         broker.kill()
         down_at = time.monotonic()
         assert wait_until(lambda: not any(c.is_connected for c in clients), 5)
-        # The outage itself: long enough for several attempts, so ceilings have grown apart.
-        time.sleep(1.5)
+        # The outage itself: long enough for three failed attempts each (delays up to
+        # 0.2, 0.4, 0.8 s), so their ceilings have grown apart.
+        assert wait_until(lambda: all(c.stats().failed_connects >= 3 for c in clients), 15)
         broker.start()
         up_at = time.monotonic()
 
