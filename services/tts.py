@@ -82,6 +82,7 @@ class Speaker:
             return
         try:
             self.player.say(utt)
+            log.info("tts/say %s: queued", utt.utt_id)
         except QueueFull as exc:
             n = self.tally.add("queue_full")
             log.warning("tts/say #%d (%s) refused: %s", n, utt.utt_id, exc)

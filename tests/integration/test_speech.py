@@ -18,7 +18,9 @@ import pytest
 
 from services.audio import Pcm, encode_wav
 from services.audio_render import hand_in, user_line
+from tests.integration.support import TIMEOUT
 from tests.integration.test_services import Recorder, Service, rec, start, stop_cleanly
+from tests.tars_mqtt.support import wait_until
 
 __all__ = ["rec", "start"]  # the fixtures, shared with the other services' tests
 
@@ -72,6 +74,9 @@ def test_tts_says_in_order_and_obeys_pause_resume_stop(
     c.publish_event("tts/control", "tts.control", {"action": "resume"}).wait(5)
     rec.wait("tts/status", after=mark, event="resumed", utt_id="long")
     c.publish_event("tts/say", "tts.say", {"text": "Never said.", "utt_id": "queued"}).wait(5)
+    # say and control are two subscriptions, handled in parallel: the stop must come after
+    # the say was taken, or it has nothing queued to drop
+    assert wait_until(lambda: "tts/say queued: queued" in tts.log(), TIMEOUT)
     c.publish_event("tts/control", "tts.control", {"action": "stop"}).wait(5)
     rec.wait("tts/status", after=mark, event="speaking_end", utt_id="long")
     events = [(d["event"], d["utt_id"]) for d in rec.on("tts/status", after=mark)]
