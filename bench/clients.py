@@ -20,8 +20,8 @@ from tars_mqtt import Envelope, Message, MQTTClient, MQTTConfig
 
 from .workers import TYPE, Channel, PubSpec, Recorder, SubSpec, padding, pump, watch, wire
 
-__all__ = ["publish_paho311", "publish_paho5", "publish_tars", "subscribe_paho311",
-           "subscribe_paho5", "subscribe_tars"]
+__all__ = ["publish_paho311", "publish_paho5", "publish_tars", "publish_tars311",
+           "subscribe_paho311", "subscribe_paho5", "subscribe_tars", "subscribe_tars311"]
 
 _PROTOCOLS = {"paho5": paho.MQTTv5, "paho311": paho.MQTTv311}
 
@@ -49,8 +49,10 @@ def _connect(client: paho.Client, spec: SubSpec | PubSpec) -> None:
 
 
 def _tars(role: str, spec: SubSpec | PubSpec) -> MQTTClient:
+    """tars sync with its defaults; ``tars311`` the same on MQTT 3.1.1 (what 5 costs it)."""
     return MQTTClient(MQTTConfig(url=f"mqtt://{spec.host}:{spec.port}",
-                                 client_id=_client_id(role, spec)))
+                                 client_id=_client_id(role, spec),
+                                 protocol="3.1.1" if spec.lib == "tars311" else "5"))
 
 
 # Subscribers -----------------------------------------------------------------------------
@@ -134,3 +136,6 @@ def publish_tars(spec: PubSpec, ch: Channel) -> dict[str, Any]:
                     lambda: client.publish(f"{topic}/fence", {}, qos=1).wait(60))
     finally:
         client.stop()
+
+
+subscribe_tars311, publish_tars311 = subscribe_tars, publish_tars

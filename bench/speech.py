@@ -164,8 +164,13 @@ def latency(broker: Broker, work: Path, rounds: int) -> list[str]:
                     os.write(fd, speech[chunk:chunk + 960])
                     time.sleep(0.03)
                 spoke = time.monotonic()
-                quiet = threading.Thread(target=lambda: [
-                    (os.write(fd, silence(16000, 0.03)), time.sleep(0.03)) for _ in range(60)])
+
+                def trailing_silence() -> None:  # 1.8 s of quiet after the speech, in real time
+                    for _ in range(60):
+                        os.write(fd, silence(16000, 0.03))
+                        time.sleep(0.03)
+
+                quiet = threading.Thread(target=trailing_silence)
                 quiet.start()
                 at, msg = watch.wait(lambda m: m.topic == "stt/final", mark)
                 results.append(at - spoke)

@@ -26,9 +26,10 @@ __all__ = ["BASELINE", "COLUMNS", "LABELS", "Results", "absolute", "machine", "m
 Results = dict[str, dict[str, list[float]]]  # metric -> contender -> one value per round
 
 BASELINE = "paho5"
-COLUMNS = ("tars", "aio", "aiomqtt", "paho311", "mosquitto")  # the issue's column order
+COLUMNS = ("tars", "aio", "aiomqtt", "paho311", "mosquitto", "tars311")  # the issue's, then ours
 LABELS = {"paho5": "paho 5 (= 1.0)", "tars": "tars sync", "aio": "tars.aio",
-          "aiomqtt": "aiomqtt", "paho311": "paho 3.1.1", "mosquitto": "mosquitto C"}
+          "aiomqtt": "aiomqtt", "paho311": "paho 3.1.1", "mosquitto": "mosquitto C",
+          "tars311": "tars sync 3.1.1"}
 THROUGHPUT = ("qos0_e2e", "qos0_rx", "qos0_pub", "qos1_e2e")
 # memory and reconnect: the worst round is reported, not the median
 WORST = frozenset({"rss_growth", "rss_idle_growth", "rss_peak", "rss_drops", "rc_up",

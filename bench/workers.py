@@ -1,10 +1,11 @@
 """What runs in the benchmark's child processes: one publisher or one subscriber each.
 
-Every Python contender (``paho5``, ``paho311``, ``tars``, ``aio``, ``aiomqtt``) has a
-subscriber and a publisher doing the same work: the publisher sends envelope-shaped JSON
-objects of :data:`SIZE` bytes; the subscriber JSON-decodes every payload (raw paho and
-aiomqtt with ``ujson.loads``, the decoder tars_mqtt uses; tars_mqtt with its own decode
-before the handler) and hands the envelope's ``data`` to the same :class:`Recorder`.
+Every Python contender (``paho5``, ``paho311``, ``tars``, ``tars311``, ``aio``,
+``aiomqtt``) has a subscriber and a publisher doing the same work: the publisher sends
+envelope-shaped JSON objects of :data:`SIZE` bytes; the subscriber JSON-decodes every
+payload (raw paho and aiomqtt with ``ujson.loads``, the decoder tars_mqtt uses;
+tars_mqtt with its own decode before the handler) and hands the envelope's ``data`` to
+the same :class:`Recorder`.
 The libraries' own code is in :mod:`bench.clients` (threaded) and :mod:`bench.aclients`
 (asyncio); mosquitto's C clients are driven from the parent (:mod:`bench.cclients`).
 
@@ -28,7 +29,7 @@ __all__ = ["ASYNC_LIBS", "PY_LIBS", "SIZE", "TYPE", "Channel", "PubSpec", "Recor
 
 TYPE = "bench.sample"
 SIZE = 200  # bytes of JSON per message, envelope included
-PY_LIBS = ("paho5", "tars", "aio", "aiomqtt", "paho311")
+PY_LIBS = ("paho5", "tars", "aio", "aiomqtt", "paho311", "tars311")
 ASYNC_LIBS = frozenset({"aio", "aiomqtt"})
 INFLIGHT = 20  # QoS 1 messages in flight per publisher: paho's and tars_mqtt's setting
 
