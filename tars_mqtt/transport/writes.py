@@ -4,9 +4,11 @@ packet alone on a quiet link goes out at once from the thread that queued it.
 paho writes one ``send`` per packet, from the caller's thread when it can, and wakes its
 loop with another per packet. Batching pays in a burst (a flood of QoS 0 publishes goes
 out in a few sends) and costs latency on a quiet link: the network thread must wake and
-get the interpreter lock first. So a PUBLISH or PUBACK queued when nothing else waits and
-nothing went out for ``_SPARSE`` seconds is written by its own thread (plain TCP only:
-TLS and websocket sockets are read and written by the network thread alone).
+get the interpreter lock first. So a PUBLISH or PUBACK queued when nothing else waits, in
+a stream of packets more than ``_SPARSE`` seconds apart on average, is written by its own
+thread (plain TCP only: TLS and websocket sockets are read and written by the network
+thread alone). An average, not the last gap: a timer that fires late makes two packets
+of a 1,000 msg/s stream follow each other closely, and neither should wait.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ __all__ = ["BatchedWrites", "OnAcked"]
 _PUBLISH, _PUBACK, _DISCONNECT = 0x30, 0x40, 0xE0
 _WRITE = 65536  # bytes joined into one send
 _MAX_PAYLOAD = 268435455  # what MQTT's remaining length can carry, as paho checks it
-# A packet queued this long after the last send is a stream slower than ~2,000 packets/s:
-# it is sent at once instead of waking the network thread.
+# Packets queued this far apart on average are a stream slower than ~2,000 packets/s:
+# each is sent at once instead of waking the network thread.
 _SPARSE = 0.0005
+_GAP_CAP = 0.01  # a longer pause counts as this, so a burst after it batches within ~13
+_WEIGHT = 0.2  # of the newest gap in the running average
 _DIRECT = (_PUBLISH, _PUBACK)
 
 OnAcked = Callable[[int], None]  # mid: a QoS 0 publish written, or a QoS 1/2 one acknowledged
@@ -43,7 +47,9 @@ class BatchedWrites(paho.Client):
         super().__init__(*args, **kwargs)
         self._v5 = self._protocol == paho.MQTTv5
         self._write_lock = threading.Lock()  # one writer at a time, so packets keep order
-        self._sent_at = 0.0  # monotonic time of the last send
+        self._queued_at = 0.0  # monotonic time the last packet was queued
+        self._gap = _GAP_CAP  # average time between queued packets (any thread, no lock:
+        # a race only nudges a heuristic)
 
     def publish_qos0(self, topic: str, payload: bytes, retain: bool) -> int:
         """Queue a QoS 0 PUBLISH without properties; its mid, or 0 while there is no link.
@@ -79,9 +85,12 @@ class BatchedWrites(paho.Client):
         out = self._out_packet
         out.append({"command": command, "mid": mid, "qos": qos, "pos": 0,
                     "to_process": len(packet), "packet": packet, "info": info})
+        now = time.monotonic()
+        gap = self._gap = (1 - _WEIGHT) * self._gap + _WEIGHT * min(now - self._queued_at,
+                                                                    _GAP_CAP)
+        self._queued_at = now
         if (len(out) == 1 and command & 0xF0 in _DIRECT and type(self._sock) is socket.socket
-                and time.monotonic() - self._sent_at > _SPARSE
-                and self._write_lock.acquire(blocking=False)):
+                and gap > _SPARSE and self._write_lock.acquire(blocking=False)):
             try:
                 self._write_queued(direct=True)
             finally:
@@ -130,7 +139,6 @@ class BatchedWrites(paho.Client):
                 out.extendleft(reversed(batch))
                 self._easy_log(paho.MQTT_LOG_ERR, "failed to send on socket: %s", err)
                 return MQTTErrorCode.MQTT_ERR_CONN_LOST
-            self._sent_at = time.monotonic()
             with self._msgtime_mutex:
                 self._last_msg_out = paho.time_func()
             for n, packet in enumerate(batch):
