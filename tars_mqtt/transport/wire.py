@@ -27,11 +27,10 @@ from .paho_api import (
     Properties,
     paho,
 )
-from .writes import BatchedWrites, OnAcked
+from .writes import _PUBLISH, BatchedWrites, OnAcked
 
 __all__ = ["OnAcked", "OnPublish", "WireClient"]
 
-_PUBLISH = 0x30
 _READ = 65536  # bytes asked of the socket per read
 
 # topic (raw bytes), payload, qos, retain, mid, properties (None when the packet had none)

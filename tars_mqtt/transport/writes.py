@@ -116,14 +116,15 @@ class BatchedWrites(paho.Client):
             size = 0
             while out and size < _WRITE:
                 packet = out.popleft()
-                if packet["command"] & 0xF0 == _DISCONNECT and direct:
+                disconnect = packet["command"] & 0xF0 == _DISCONNECT
+                if disconnect and direct:
                     out.appendleft(packet)
                     break
                 batch.append(packet)
                 chunk = packet["packet"]
                 chunks.append(chunk[packet["pos"]:] if packet["pos"] else chunk)
                 size += packet["to_process"]
-                if packet["command"] & 0xF0 == _DISCONNECT:
+                if disconnect:
                     break  # paho closes the socket once it is written
             if not batch:
                 return MQTTErrorCode.MQTT_ERR_SUCCESS
